@@ -1,0 +1,66 @@
+"""Classifiers to invert, all behind one interface (`Classifier`).
+
+`load_classifier("vgg16" | "alexnet" | "caffenet" | "mobilenet_v2" | ... | PATH.keras |
+PATH.tflite, weights="imagenet" | "random" | PATH, seed=0)`.
+"""
+import os
+
+import keras
+
+from tfrestore.classifiers.applications import (APPLICATIONS, imagenet_labels,
+                                               load_application)
+from tfrestore.classifiers.base import Classifier, UnknownLayerError, split_activations
+from tfrestore.classifiers.preprocessing import PRESETS, Preprocessing, make_preprocessing
+from tfrestore.classifiers.weights import WeightsError, parse_weights
+
+__all__ = ["Classifier", "UnknownLayerError", "WeightsError", "Preprocessing",
+           "load_classifier", "load_keras_file", "available_classifiers",
+           "split_activations", "make_preprocessing", "imagenet_labels"]
+
+_OWN = ("alexnet", "caffenet")
+
+
+def available_classifiers():
+    return sorted(list(APPLICATIONS) + list(_OWN))
+
+
+def load_keras_file(path, preprocessing="raw", labels=None):
+    """Any saved `.keras` classifier. `preprocessing` maps RGB 0-255 to its input."""
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:
+        raise WeightsError(f"Cannot load Keras model '{path}': {e}") from e
+    n_out = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if labels is None and n_out == 1000:
+        labels = imagenet_labels()
+    return Classifier(os.path.splitext(os.path.basename(path))[0], model, preprocessing,
+                      labels=labels, weights=os.path.abspath(path))
+
+
+def load_classifier(name, weights="imagenet", seed=0, input_size=None, preprocessing=None):
+    """Build a `Classifier` by name or from a `.keras` / `.tflite` file.
+
+    Args:
+      name: a name from `available_classifiers()` or a path to a `.keras` or `.tflite` file.
+      weights: "imagenet" (downloaded and cached by Keras; a clear error offline),
+        "random" (seeded by `seed`), or a path to a weights file.
+      seed: seed for random weights.
+      input_size: square input size for convolution-only use (drops the head).
+      preprocessing: override of the preprocessing preset (`PRESETS`) for `.keras` files.
+    """
+    if name.endswith(".tflite"):
+        if not os.path.exists(name):
+            raise WeightsError(f"TFLite file '{name}' does not exist.")
+        from tfrestore.classifiers.tflite import load_tflite
+        return load_tflite(name)
+    if name.endswith(".keras"):
+        if not os.path.exists(name):
+            raise WeightsError(f"Keras model file '{name}' does not exist.")
+        return load_keras_file(name, preprocessing or "raw")
+    if name in _OWN:
+        from tfrestore.classifiers.alexnet import load_alexnet
+        return load_alexnet(weights=weights, seed=seed, caffenet=(name == "caffenet"))
+    if name in APPLICATIONS:
+        return load_application(name, weights=weights, seed=seed, input_size=input_size)
+    raise ValueError(f"Unknown classifier '{name}'. Use one of {available_classifiers()} "
+                     f"or a path ending in .keras or .tflite.")

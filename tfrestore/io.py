@@ -1,0 +1,82 @@
+"""Writing outputs so that nothing half-written is ever left behind.
+
+Every file goes to a temporary name in the same folder and is renamed into place
+(atomic on POSIX), so an interrupted run never leaves a truncated PNG, JSON or npz.
+"""
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+
+import numpy as np
+
+__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "environment_info",
+           "cap_steps", "MAX_STEPS_ENV"]
+
+# Tests and CI shorten every optimisation and training loop through this variable.
+MAX_STEPS_ENV = "TFRESTORE_MAX_STEPS"
+
+
+def cap_steps(steps):
+    """`steps`, or fewer when $TFRESTORE_MAX_STEPS is set (tests, CI, smoke runs)."""
+    cap = os.environ.get(MAX_STEPS_ENV)
+    return min(int(steps), int(cap)) if cap else int(steps)
+
+
+def atomic_write(path, data):
+    """Write bytes (or str) to `path` atomically, creating parent folders."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _jsonable(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def write_json(path, obj):
+    atomic_write(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def save_npz(path, **arrays):
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def save_png(path, rgb):
+    """Save an RGB image given in 0-255 (float or uint8) as PNG."""
+    import tensorflow as tf
+    arr = np.clip(np.round(np.asarray(rgb, np.float32)), 0, 255).astype(np.uint8)
+    atomic_write(path, tf.io.encode_png(arr).numpy())
+
+
+def environment_info():
+    """Versions recorded with every output (reproducibility)."""
+    import keras
+    import tensorflow as tf
+    import tfrestore
+    return {"tfrestore": tfrestore.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform(),
+            "argv": list(sys.argv)}
