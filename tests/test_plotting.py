@@ -1,0 +1,86 @@
+"""Tests for tfrestore.plotting: difference-picture values and valid PNG output."""
+import os
+
+import numpy as np
+import pytest
+
+from tfrestore import plotting
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _read_png(path):
+    import matplotlib.image as mpimg
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    return mpimg.imread(path)
+
+
+def test_difference_images_identical_is_grey_and_black(rng):
+    img = rng.uniform(0, 255, (8, 9, 3))
+    colour, absd = plotting.difference_images(img, img.copy())
+    np.testing.assert_array_equal(colour, 0.5)
+    np.testing.assert_array_equal(absd, 0.0)
+
+
+def test_difference_images_values_match_formula(rng):
+    img = rng.uniform(0, 255, (6, 5, 3))
+    rec = img + rng.normal(0, 20, img.shape)
+    colour, absd = plotting.difference_images(img, rec)
+    d = rec - img
+    m = np.abs(d).max()
+    np.testing.assert_allclose(colour, 0.5 + 0.5 * d / m)
+    np.testing.assert_allclose(absd, np.abs(d) / m)
+    # symmetric scaling: the extreme error hits exactly 0 or 1, and the range is [0, 1]
+    assert colour.min() >= 0 and colour.max() <= 1
+    assert np.isclose(min(colour.min(), 1 - colour.max()), 0.0)
+    assert np.isclose(absd.max(), 1.0)
+    # sign: a too-bright reconstruction is brighter than grey
+    i = np.unravel_index(np.argmax(d), d.shape)
+    assert colour[i] > 0.5
+
+
+def test_difference_images_bad_shapes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        plotting.difference_images(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        plotting.difference_images(np.zeros((4, 4)), np.zeros((4, 4)))
+
+
+def test_reconstruction_figure_writes_png(tmp_path, rng):
+    img = rng.uniform(0, 255, (16, 16, 3))
+    path = str(tmp_path / "sub" / "fig.png")
+    plotting.save_reconstruction_figure(path, img, img * 0.9, title="conv1",
+                                        extra={"PSNR": 21.5, "SSIM": 0.7})
+    arr = _read_png(path)
+    assert arr.ndim == 3 and arr.shape[0] > 50 and arr.shape[1] > 4 * 50
+    assert not [f for f in os.listdir(tmp_path / "sub") if f.startswith(".tmp-")]
+
+
+def test_reconstruction_grid_and_validation(tmp_path, rng):
+    img = rng.uniform(0, 255, (12, 12, 3))
+    rows = {"M&V": [img * 0.5, img * 0.8], "FoE": [img, None]}
+    path = str(tmp_path / "grid.png")
+    plotting.save_reconstruction_grid(path, img, rows, ["conv1", "conv2"], diff=True)
+    _read_png(path)
+    with pytest.raises(ValueError, match="expected 2"):
+        plotting.save_reconstruction_grid(path, img, {"x": [img]}, ["conv1", "conv2"])
+
+
+def test_filter_grid_sorted_by_weight(tmp_path, rng):
+    filters = rng.normal(size=(10, 5, 5, 3))
+    weights = rng.uniform(0.1, 2.0, 10)
+    order = plotting.filter_grid(str(tmp_path / "f.png"), filters, weights, max_filters=6)
+    assert len(order) == 6
+    assert np.all(np.diff(weights[order]) <= 0)
+    assert weights[order[0]] == weights.max()
+    _read_png(str(tmp_path / "f.png"))
+    # grey filters and many channels are accepted too
+    plotting.filter_grid(str(tmp_path / "g.png"), rng.normal(size=(4, 3, 3, 96)))
+    with pytest.raises(ValueError, match="4 weights for 3"):
+        plotting.filter_grid(str(tmp_path / "h.png"), filters[:3], weights[:4])
+
+
+def test_symmetric_rescale_zero_is_grey():
+    np.testing.assert_array_equal(plotting.symmetric_rescale(np.zeros((3, 3))), 0.5)
+    np.testing.assert_allclose(plotting.symmetric_rescale(np.array([-2.0, 1.0])), [0.0, 0.75])
