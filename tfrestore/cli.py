@@ -1,0 +1,45 @@
+"""Flags and error handling shared by the absl binaries in bin/."""
+import sys
+
+from absl import flags, logging
+
+__all__ = ["define_classifier_flags", "classifier_from_flags", "exit_on_user_error",
+           "USER_ERRORS"]
+
+
+def define_classifier_flags():
+    flags.DEFINE_string("classifier", "vgg16",
+                        "Network name (vgg16, alexnet, caffenet, mobilenet_v2, resnet50, "
+                        "inception_v3, ...) or a path to a .keras or .tflite classifier.")
+    flags.DEFINE_string("weights", "imagenet",
+                        "imagenet (downloaded and cached by Keras), random (seeded by "
+                        "--weights_seed) or a path (.weights.h5, .keras, .npy, .tflite).")
+    flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
+    flags.DEFINE_string("preprocessing", None,
+                        "For .keras classifiers: how RGB 0-255 maps to the input "
+                        "(caffe, tf, torch, raw). Default raw.")
+
+
+def classifier_from_flags():
+    from tfrestore.classifiers import load_classifier
+    f = flags.FLAGS
+    return load_classifier(f.classifier, weights=f.weights, seed=f.weights_seed,
+                           preprocessing=f.preprocessing)
+
+
+def _user_errors():
+    from tfrestore.classifiers import UnknownLayerError, WeightsError
+    from tfrestore.data import ImageInputError
+    return (UnknownLayerError, WeightsError, ImageInputError, FileNotFoundError, ValueError)
+
+
+def exit_on_user_error(main):
+    """Wrap an absl main: a user error prints its message and exits with status 2."""
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except _user_errors() as e:
+            logging.error("%s", e)
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+    return wrapped
