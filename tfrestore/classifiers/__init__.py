@@ -7,6 +7,7 @@ import os
 
 import keras
 
+from tfrestore.classifiers import layers  # noqa: F401  (registers the LRN layer)
 from tfrestore.classifiers.applications import (APPLICATIONS, imagenet_labels,
                                                load_application)
 from tfrestore.classifiers.base import Classifier, UnknownLayerError, split_activations
