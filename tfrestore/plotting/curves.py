@@ -1,0 +1,119 @@
+"""Training curves read from TensorBoard event files (TensorFlow's own reader).
+
+TF2 `tf.summary.scalar` stores scalars as tensors (`value.tensor`); TF1 summaries used
+`value.simple_value`. Both are read.
+"""
+import glob
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfrestore.plotting.figures import save_figure  # noqa: E402
+
+__all__ = ["event_files", "read_scalars", "smooth", "save_training_curves"]
+
+
+def event_files(logdir):
+    """Event files under `logdir` (recursively), sorted; a file path is returned as is."""
+    if os.path.isfile(logdir):
+        return [logdir]
+    files = sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"),
+                             recursive=True))
+    if not files:
+        raise FileNotFoundError(f"No TensorBoard event files (events.out.tfevents.*) under "
+                                f"'{logdir}'. Point at the log folder the training wrote.")
+    return files
+
+
+def read_scalars(logdir):
+    """{tag: (steps [n] int64, values [n] float64)} sorted by step, from all event files.
+
+    Tags from event files in sub-folders get the sub-folder as prefix ("train/loss").
+    A step logged twice keeps its last value.
+    """
+    data = {}
+    root = logdir if os.path.isdir(logdir) else os.path.dirname(logdir)
+    for path in event_files(logdir):
+        sub = os.path.relpath(os.path.dirname(path), root)
+        prefix = "" if sub in (".", "") else sub.replace(os.sep, "/") + "/"
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                kind = v.WhichOneof("value")
+                if kind == "simple_value":
+                    val = float(v.simple_value)
+                elif kind == "tensor":
+                    arr = tf.make_ndarray(v.tensor)
+                    if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
+                        continue  # images, histograms, text: not a scalar
+                    val = float(arr.reshape(()))
+                else:
+                    continue
+                data.setdefault(prefix + v.tag, {})[int(event.step)] = val
+    out = {}
+    for tag, d in data.items():
+        steps = np.array(sorted(d), np.int64)
+        out[tag] = (steps, np.array([d[s] for s in steps], np.float64))
+    return out
+
+
+def smooth(values, weight):
+    """TensorBoard-style exponential moving average, debiased (weight in [0, 1))."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}.")
+    out, last, norm = [], 0.0, 0.0
+    for v in np.asarray(values, np.float64):
+        last = weight * last + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return np.array(out)
+
+
+def save_training_curves(path, logdir_or_scalars, tags=None, smoothing=0.0, logy=None,
+                         title=None):
+    """One panel per tag: raw curve (faint) and smoothed curve.
+
+    Args:
+      path: output PNG.
+      logdir_or_scalars: a log folder / event file, or the dict `read_scalars` returns.
+      tags: tags to draw (default all, sorted); a missing tag is an error listing the others.
+      smoothing: EMA weight in [0, 1).
+      logy: log-scale y axis (default: when every value of the tag is positive and spans
+        more than a factor 100).
+    Returns the tags drawn.
+    """
+    scalars = (read_scalars(logdir_or_scalars) if isinstance(logdir_or_scalars, str)
+               else logdir_or_scalars)
+    if not scalars:
+        raise ValueError("No scalar summaries found to plot.")
+    tags = sorted(scalars) if tags is None else list(tags)
+    missing = [t for t in tags if t not in scalars]
+    if missing:
+        raise KeyError(f"Tags {missing} not in the logs; available: {sorted(scalars)}.")
+    ncol = min(3, len(tags))
+    nrow = int(np.ceil(len(tags) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.2 * nrow), squeeze=False)
+    for ax in axes.ravel()[len(tags):]:
+        ax.axis("off")
+    for ax, tag in zip(axes.ravel(), tags):
+        steps, vals = scalars[tag]
+        if smoothing > 0:
+            ax.plot(steps, vals, color="C0", alpha=0.3, lw=0.8)
+            ax.plot(steps, smooth(vals, smoothing), color="C0", lw=1.4)
+        else:
+            ax.plot(steps, vals, color="C0", lw=1.2)
+        use_log = logy if logy is not None else (
+            np.all(vals > 0) and vals.max() / max(vals.min(), 1e-300) > 100)
+        if use_log:
+            ax.set_yscale("log")
+        ax.set_title(tag, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+    return tags
