@@ -40,8 +40,13 @@ def split_activations(model):
     layer called `X__a`. Weights are copied; outputs are identical.
     """
     if isinstance(model, keras.Sequential):
+        # Re-apply the layers one by one so that each stays addressable (calling the
+        # Sequential itself would nest it as a single layer).
         inp = keras.Input(model.input_shape[1:])
-        model = keras.Model(inp, model(inp))
+        x = inp
+        for layer in model.layers:
+            x = layer(x)
+        model = keras.Model(inp, x)
     fused = {l.name: _activation_name(l) for l in model.layers if _activation_name(l)}
     if not fused:
         return model

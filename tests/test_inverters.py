@@ -1,0 +1,319 @@
+"""Inverting networks: modules, blocks, the four training modes, save/load, resume,
+distribution over two logical CPU devices, and reconstruction (network / hybrid)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrestore
+from tfrestore.classifiers import Classifier, UnknownLayerError
+from tfrestore.data import load_images
+from tfrestore.inverters import (MODES, BlockError, InverseModule, InverterMismatchError,
+                                 TrainConfig, Trainer, build_stack, cut_layers,
+                                 default_blocks, evaluate_stack, load_inverter,
+                                 prepare_data, reconstruct_hybrid, reconstruct_with_network,
+                                 resolve_blocks, save_stack)
+from tfrestore.inverters.training import batch_indices, level_losses
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "cat",
+          "immunohistochemistry", "hubble_deep_field", "grass", "brick", "colorwheel"]
+
+
+def tiny_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(name="p1"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c2"),
+        keras.layers.MaxPooling2D(name="p2"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(10, name="fc")])
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return Classifier("tiny", tiny_model(), "tf")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return load_images(PHOTOS, 32)
+
+
+@pytest.fixture(scope="module")
+def data(clf, photos):
+    return prepare_data(clf, ["input", "c2", "c3"], photos.images, photos.paths, num_val=3,
+                        seed=0)
+
+
+def stack_factory(clf, seed=0):
+    return lambda: build_stack(clf, blocks=["c2", "c3"], seed=seed)
+
+
+# ---------------------------------------------------------------------- modules, blocks
+@pytest.mark.parametrize("kind", ["deconv", "upsample"])
+@pytest.mark.parametrize("shapes", [((8, 8, 16), (16, 16, 8)), ((27, 27, 96), (55, 55, 96)),
+                                    ((7, 7, 4), (7, 7, 6)), ((14, 14, 5), (56, 56, 3))])
+def test_module_output_shape(kind, shapes):
+    src, dst = shapes
+    m = InverseModule(dst, kind=kind)
+    y = m(np.zeros((2,) + src, np.float32))
+    assert tuple(y.shape) == (2,) + dst
+
+
+def test_module_rejects_bad_order_and_kind():
+    with pytest.raises(ValueError, match="smaller than the input"):
+        InverseModule((8, 8, 3))(np.zeros((1, 16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="Unknown inverse module kind"):
+        InverseModule((8, 8, 3), kind="pixelshuffle")
+
+
+def test_cut_layers_skip_residual_branch():
+    inp = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="a")(inp)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="b")(a)      # inside the branch
+    s = keras.layers.Add(name="s")([a, b])
+    p = keras.layers.MaxPooling2D(name="p")(s)
+    c = keras.layers.Conv2D(4, 3, padding="same", name="c")(p)
+    cuts = cut_layers(keras.Model(inp, c))
+    assert "b" not in cuts
+    assert cuts == ["a", "s", "p", "c"]
+
+
+def test_default_and_explicit_blocks(clf):
+    # Resolutions 32 (= input, folded into the first block), 16 and 8.
+    assert default_blocks(clf) == ["c2", "c3"]
+    assert resolve_blocks(clf, "p1,c3") == ["p1", "c3"]
+    assert resolve_blocks(clf, None, up_to="c2") == ["c2"]
+    with pytest.raises(BlockError, match="network order"):
+        resolve_blocks(clf, ["c3", "c2"])
+    with pytest.raises(BlockError, match="feature map"):
+        resolve_blocks(clf, ["c2", "fc"])
+    with pytest.raises(UnknownLayerError, match="Valid layers"):
+        resolve_blocks(clf, ["c9"])
+
+
+def test_stack_levels_and_shapes(clf):
+    stack = build_stack(clf, blocks=["p1", "c2/lin", "c3"], kind="upsample")
+    assert stack.levels == ["input", "p1", "c2/lin", "c3"]
+    x = np.zeros((2, 8, 8, 16), np.float32)
+    outs = stack.invert_levels(x)
+    assert [tuple(o.shape[1:]) for o in outs] == [(16, 16, 16), (16, 16, 8), (32, 32, 3)]
+    # The last step is the classifier's preprocessing inverted: zero input -> grey 127.5.
+    rgb = stack.to_rgb(np.zeros((1, 32, 32, 3), np.float32))
+    np.testing.assert_allclose(rgb, 127.5)
+
+
+# ---------------------------------------------------------------------- training
+def test_data_split_is_held_out(data):
+    assert len(data.val_names) == 3 and len(data.train_names) == len(PHOTOS) - 3
+    assert not set(data.val_names) & set(data.train_names)
+    # Scales are the mean squares of the training features, computed independently.
+    np.testing.assert_allclose(data.scales[0], np.mean(data.train[0] ** 2), rtol=1e-5)
+
+
+def test_batch_indices_are_epochs_of_permutations():
+    idx = batch_indices(10, 4, 7, seed=3)
+    assert idx.shape == (7, 4)
+    # 2 batches per epoch, each epoch draws distinct images.
+    for e in range(3):
+        assert len(set(idx[2 * e:2 * e + 2].ravel())) == 8
+    np.testing.assert_array_equal(idx, batch_indices(10, 4, 7, seed=3))
+
+
+def _total_loss(stack, data, mode):
+    batch = [tf.constant(t) for t in data.train]
+    losses = level_losses(stack, batch, mode, data.scales)
+    return float(tf.reduce_mean(tf.add_n(list(losses.values()))))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_decreases_its_loss(clf, data, mode, monkeypatch):
+    monkeypatch.delenv("TFRESTORE_MAX_STEPS", raising=False)
+    trainer = Trainer(stack_factory(clf), data,
+                      TrainConfig(mode=mode, steps=25, batch_size=3, lr=3e-3,
+                                  schedule="constant", log_every=5, val_every=25))
+    before = _total_loss(trainer.stack, data, mode)
+    history = trainer.train()
+    after = _total_loss(trainer.stack, data, mode)
+    assert after < 0.8 * before, (mode, before, after)
+    assert history[-1]["step"] == 25 and "val_chain_image" in history[-1]
+    levels = {"solo": {0, 1}, "stacked": {0, 1}, "joint": {0, 1}, "end_to_end": {0}}[mode]
+    assert {int(k.split("_")[1]) for k in history[-1] if k.startswith("level_")} == levels
+
+
+def test_joint_equals_sum_of_chain_losses(clf, data):
+    stack = stack_factory(clf)()
+    batch = [tf.constant(t) for t in data.train]
+    joint = level_losses(stack, batch, "joint", data.scales)
+    # Independent computation with NumPy: chain c3 -> c2 -> input.
+    mid = np.asarray(stack.inverse_modules[1](batch[2]))
+    img = np.asarray(stack.inverse_modules[0](mid))
+    want1 = np.mean((mid - data.train[1]) ** 2, axis=(1, 2, 3)) / data.scales[1]
+    want0 = np.mean((img - data.train[0]) ** 2, axis=(1, 2, 3)) / data.scales[0]
+    np.testing.assert_allclose(joint[1], want1, rtol=1e-4)
+    np.testing.assert_allclose(joint[0], want0, rtol=1e-4)
+    e2e = level_losses(stack, batch, "end_to_end", data.scales)
+    np.testing.assert_allclose(e2e[0], want0, rtol=1e-4)
+
+
+def test_solo_modules_beat_trivial_baseline(clf, data, monkeypatch):
+    monkeypatch.delenv("TFRESTORE_MAX_STEPS", raising=False)
+    trainer = Trainer(stack_factory(clf), data,
+                      TrainConfig(mode="solo", steps=120, batch_size=3, lr=3e-3,
+                                  schedule="constant", val_every=0, log_every=60))
+    trainer.train()
+    result = evaluate_stack(trainer.stack, clf, data.val)
+    for s, name in enumerate(["c2", "c3"], start=1):
+        # Baseline: predict the mean training target of each channel, everywhere.
+        mean = data.train[s - 1].mean(axis=(0, 1, 2))
+        tgt = data.val[s - 1]
+        base = np.mean(np.sum((tgt - mean) ** 2, axis=(1, 2, 3)) / np.sum(tgt ** 2, axis=(1, 2, 3)))
+        assert result[name]["solo_module_nmse"] < 0.8 * base, (name, result[name], base)
+    # The image from c2 beats the mean-image baseline in MSE (RGB 0-255).
+    rgb = np.asarray(trainer.stack.to_rgb(data.val[0]))
+    mean_img = np.asarray(trainer.stack.to_rgb(data.train[0])).mean(axis=0)
+    assert result["c2"]["image_mse"] < np.mean((rgb - mean_img) ** 2)
+
+
+def test_max_steps_env_caps_training(clf, data, monkeypatch):
+    monkeypatch.setenv("TFRESTORE_MAX_STEPS", "3")
+    trainer = Trainer(stack_factory(clf), data, TrainConfig(mode="solo", steps=50, batch_size=3,
+                                                            log_every=1, val_every=0))
+    assert trainer.cfg.steps == 3 and len(trainer.train()) == 3
+
+
+def test_save_load_round_trip(clf, data, tmp_path):
+    trainer = Trainer(stack_factory(clf), data, TrainConfig(mode="joint", steps=5, batch_size=3,
+                                                            val_every=0))
+    trainer.train()
+    path = save_stack(trainer.stack, str(tmp_path / "inv.keras"))
+    loaded = keras.models.load_model(path)
+    x = data.val[2]
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(trainer.stack(x)))
+    np.testing.assert_array_equal(np.asarray(loaded(data.val[1], source="c2")),
+                                  np.asarray(trainer.stack(data.val[1], source="c2")))
+    assert loaded.levels == trainer.stack.levels and loaded.classifier_name == "tiny"
+    with pytest.raises(ValueError, match=".keras"):
+        save_stack(trainer.stack, str(tmp_path / "inv.h5"))
+
+
+def test_resume_equals_uninterrupted(clf, data, tmp_path):
+    cfg = TrainConfig(mode="joint", steps=8, batch_size=3, lr=3e-3, log_every=1,
+                      val_every=0, checkpoint_every=4)
+    full = Trainer(stack_factory(clf), data, cfg)
+    full.train()
+    first = Trainer(stack_factory(clf), data, cfg, ckpt_dir=str(tmp_path / "ck"))
+    first.train(until=4)                  # "interrupted" after step 4 (checkpointed)
+    resumed = Trainer(stack_factory(clf, seed=99), data, cfg, ckpt_dir=str(tmp_path / "ck"))
+    assert int(resumed.step.numpy()) == 4
+    resumed.train()
+    for a, b in zip(full.stack.get_weights(), resumed.stack.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert [h["train_total"] for h in resumed.history] == pytest.approx(
+        [h["train_total"] for h in full.history[4:]], rel=1e-5)
+
+
+_MIRRORED = textwrap.dedent("""
+    import sys, json, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, sys.argv[1])
+    import keras, tfrestore
+    from tfrestore.classifiers import Classifier
+    from tfrestore.inverters import TrainConfig, Trainer, build_stack, prepare_data
+    sys.path.insert(0, sys.argv[1] + "/tests")
+    from test_inverters import tiny_model
+    clf = Classifier("tiny", tiny_model(), "tf")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = prepare_data(clf, ["input", "c2", "c3"], images, [str(i) for i in range(8)], 2)
+    cfg = TrainConfig(mode="joint", steps=4, batch_size=4, lr=1e-2, log_every=1, val_every=0)
+    out = {}
+    for name, strategy in [("default", None),
+                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+        t = Trainer(lambda: build_stack(clf, blocks=["c2", "c3"], seed=0), data, cfg, strategy)
+        t.train()
+        out[name] = {"replicas": t.strategy.num_replicas_in_sync,
+                     "loss": [h["train_total"] for h in t.history],
+                     "weights": [w.tolist() for w in t.stack.get_weights()[:2]]}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def test_mirrored_strategy_two_cpu_devices_matches_single(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(_MIRRORED)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, str(script), REPO], capture_output=True, text=True,
+                          env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
+    out = json.loads(line[len("RESULT"):])
+    assert out["mirrored"]["replicas"] == 2 and out["default"]["replicas"] == 1
+    # Same global batch split over two replicas: same losses and weights.
+    np.testing.assert_allclose(out["mirrored"]["loss"], out["default"]["loss"], rtol=1e-4)
+    for a, b in zip(out["mirrored"]["weights"], out["default"]["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- reconstruction
+@pytest.fixture(scope="module")
+def trained(clf, data, tmp_path_factory):
+    trainer = Trainer(stack_factory(clf), data,
+                      TrainConfig(mode="joint", steps=20, batch_size=3, lr=3e-3, val_every=0))
+    trainer.train()
+    path = str(tmp_path_factory.mktemp("inv") / "inverter.keras")
+    return save_stack(trainer.stack, path)
+
+
+def test_network_reconstruction(clf, photos, trained):
+    inv = load_inverter(trained)
+    res = reconstruct_with_network(inv, clf, "c3", photos.images[:4], batch_size=3)
+    assert res.reconstructions.shape == (4, 32, 32, 3) and res.seconds > 0
+    # Equal to the stack applied to the classifier's features.
+    feats = clf.feature_model("c3")(photos.images[:4])
+    np.testing.assert_allclose(res.reconstructions, np.asarray(inv(feats)), rtol=1e-4,
+                               atol=1e-3)
+    # The shallower level of the same stack works too; unknown levels are a clear error.
+    assert reconstruct_with_network(inv, clf, "c2", photos.images[:2]).layer == "c2"
+    with pytest.raises(InverterMismatchError, match="train an inverter"):
+        reconstruct_with_network(inv, clf, "p1", photos.images[:2])
+    other = Classifier("other", keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, padding="same", name="c1"),
+        keras.layers.MaxPooling2D(name="c2"), keras.layers.MaxPooling2D(name="c3")]), "tf")
+    with pytest.raises(InverterMismatchError, match="expects"):
+        reconstruct_with_network(inv, other, "c3", photos.images[:2])
+
+
+def test_load_inverter_rejects_other_files(tmp_path):
+    with pytest.raises(InverterMismatchError, match="Cannot load"):
+        load_inverter(str(tmp_path / "missing.keras"))
+    path = str(tmp_path / "plain.keras")
+    tiny_model().save(path)
+    with pytest.raises(InverterMismatchError, match="not a tfrestore"):
+        load_inverter(path)
+
+
+def test_hybrid_starts_from_network_output(clf, photos, trained):
+    get_settings = pytest.importorskip("tfrestore.inversion").get_settings
+    inv = load_inverter(trained)
+    images = photos.images[:2]
+    settings = get_settings("mv2016", clf, "c3", jitter=0, bound_factor=0.0)
+    net = reconstruct_with_network(inv, clf, "c3", images)
+    # Zero learning rate: the optimisation keeps its start, i.e. the network's output.
+    frozen = reconstruct_hybrid(inv, clf, "c3", images, settings, lr_scale=0.0, steps=3)
+    np.testing.assert_allclose(frozen.reconstructions, np.clip(net.reconstructions, 0, 255),
+                               atol=1e-3)
+    moved = reconstruct_hybrid(inv, clf, "c3", images, settings, lr_scale=0.1, steps=3)
+    assert moved.optimisation.steps == 3 and moved.settings["method"] == "hybrid"
+    assert np.abs(moved.reconstructions - frozen.reconstructions).max() > 1e-3

@@ -1,0 +1,375 @@
+"""Training inverting networks: solo / stacked / joint / end-to-end (Dosovitskiy & Brox).
+
+Modes (REFERENCE.md §4), for a stack with levels 0 (network input) .. k (deepest cut):
+
+* ``solo``: module i is trained alone on *true* feature pairs (level i -> level i-1);
+  the per-module losses are summed, and as the modules share no weights this is exactly
+  k independent trainings.
+* ``stacked``: the same training as solo; the solo modules are then *chained* (that is
+  how a stacked inverter is evaluated and used).
+* ``joint``: the chain from level k is run and a loss is put at every level it passes.
+* ``end_to_end``: the chain from level k with the image-level loss only.
+
+Loss at level l: mean squared error divided by a per-layer constant, the mean square of
+that layer's training features (so every level counts about equally, independent of the
+feature scale). Features are computed once per image (the classifier is frozen), the
+training loop is a custom `tf.GradientTape` step in `tf.function`, run through a
+`tf.distribute.Strategy` (default: the default strategy), over a `tf.data` pipeline whose
+batch order is a pure function of (seed, step) so that a run resumed from a
+`tf.train.CheckpointManager` checkpoint is identical to an uninterrupted one.
+"""
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrestore.io import cap_steps, environment_info, write_json
+
+__all__ = ["MODES", "TrainConfig", "FeatureData", "compute_features", "split_indices",
+           "prepare_data", "level_losses", "batch_indices", "lr_schedule", "Trainer",
+           "evaluate_stack", "save_stack"]
+
+MODES = ("solo", "stacked", "joint", "end_to_end")
+# Thesis schedule shape: lr, lr/3 @ 4/15, lr/10 @ 8/15, lr/30 @ 12/15 of the steps
+# (3e-4 -> 1e-4 @4k -> 3e-5 @8k -> 1e-5 @12k of 15k).
+_LR_FRACTIONS = (4 / 15, 8 / 15, 12 / 15)
+_LR_FACTORS = (1.0, 1 / 3, 1 / 10, 1 / 30)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training settings (all recorded with the trained inverter)."""
+    mode: str = "joint"
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-4
+    schedule: str = "thesis"        # "thesis" (piecewise, see above) or "constant"
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 100
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"Unknown training mode '{self.mode}'; use one of {MODES}.")
+        if self.schedule not in ("thesis", "constant"):
+            raise ValueError(f"Unknown schedule '{self.schedule}'; use thesis or constant.")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps and batch_size must be >= 1 and lr > 0.")
+
+
+@dataclasses.dataclass
+class FeatureData:
+    """Precomputed features, level 0 (network input) to k, for training and validation."""
+    levels: list
+    train: list          # per level [N_train, H, W, C] float32
+    val: list            # per level [N_val, H, W, C] float32
+    train_names: list
+    val_names: list
+    scales: list         # per level mean square of the training features
+
+    @property
+    def n_train(self):
+        return len(self.train[0])
+
+
+def compute_features(classifier, levels, images, batch_size=16):
+    """[preprocessed images, features at levels[1]...] for RGB 0-255 `images`."""
+    names = [l for l in levels if l != "input"]
+    model = classifier.feature_model(names) if names else None
+    out = [[] for _ in levels]
+    for i in range(0, len(images), batch_size):
+        rgb = tf.convert_to_tensor(images[i:i + batch_size], tf.float32)
+        out[0].append(np.asarray(classifier.preprocess(rgb)))
+        if model is not None:
+            feats = model(rgb, training=False)
+            feats = feats if isinstance(feats, (list, tuple)) else [feats]
+            for j, f in enumerate(feats):
+                out[j + 1].append(np.asarray(f))
+    return [np.concatenate(o, 0).astype(np.float32) for o in out]
+
+
+def split_indices(n, num_val, seed=0):
+    """(train, val) index arrays: a seeded random `num_val` images held out."""
+    if not 0 <= num_val < n:
+        raise ValueError(f"Cannot hold out {num_val} of {n} images for validation; "
+                         f"need at least one training image.")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[num_val:]), np.sort(perm[:num_val])
+
+
+def prepare_data(classifier, levels, images, names, num_val=0, val_images=None,
+                 val_names=None, seed=0, batch_size=16):
+    """Compute features once and split them into training and (never trained on) validation.
+
+    Validation images come either from `val_images` or from `num_val` images held out of
+    `images` (seeded). Images whose names appear in both sets are an error.
+    """
+    images = np.asarray(images, np.float32)
+    if val_images is not None:
+        tr, va = np.arange(len(images)), None
+    else:
+        tr, va = split_indices(len(images), num_val, seed)
+    feats = compute_features(classifier, levels, images, batch_size)
+    train = [f[tr] for f in feats]
+    train_names = [names[i] for i in tr]
+    if val_images is not None:
+        val = compute_features(classifier, levels, np.asarray(val_images, np.float32),
+                               batch_size)
+        val_names = list(val_names or [f"val_{i}" for i in range(len(val_images))])
+    else:
+        val = [f[va] for f in feats]
+        val_names = [names[i] for i in va]
+    overlap = set(train_names) & set(val_names)
+    if overlap:
+        raise ValueError(f"{len(overlap)} validation images are also training images, "
+                         f"e.g. {sorted(overlap)[:3]}; validation must be held out.")
+    scales = [float(np.mean(np.square(t, dtype=np.float64))) or 1.0 for t in train]
+    return FeatureData(list(levels), train, val, train_names, val_names, scales)
+
+
+def level_losses(stack, batch, mode, scales):
+    """Per-example losses {level index: [B]} of one batch (list of tensors per level)."""
+    k = stack.depth
+
+    def nmse(pred, target, level):
+        err = tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
+        return err / scales[level]
+
+    losses = {}
+    if mode in ("solo", "stacked"):
+        for i in range(1, k + 1):
+            losses[i - 1] = nmse(stack.inverse_modules[i - 1](batch[i]), batch[i - 1], i - 1)
+    else:
+        outs = stack.invert_levels(batch[k])          # levels k-1, ..., 0
+        if mode == "joint":
+            for j, out in enumerate(outs):
+                losses[k - 1 - j] = nmse(out, batch[k - 1 - j], k - 1 - j)
+        else:
+            losses[0] = nmse(outs[-1], batch[0], 0)
+    return losses
+
+
+def batch_indices(n, batch_size, steps, seed):
+    """[steps, batch] training indices: seeded epoch permutations, a function of step only."""
+    per_epoch = max(1, n // batch_size)
+    rows, epoch = [], 0
+    while len(rows) < steps:
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        if n < batch_size:
+            perm = np.resize(perm, batch_size)
+        rows += [perm[j * batch_size:(j + 1) * batch_size] for j in range(per_epoch)]
+        epoch += 1
+    return np.stack(rows[:steps]).astype(np.int64)
+
+
+def lr_schedule(cfg):
+    if cfg.schedule == "constant":
+        return cfg.lr
+    bounds = sorted({max(1, int(f * cfg.steps)) for f in _LR_FRACTIONS})
+    values = [cfg.lr * f for f in _LR_FACTORS[:len(bounds) + 1]]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+
+
+def _dataset(arrays, indices):
+    """tf.data over precomputed arrays, one batch per row of `indices`."""
+    shapes = [a.shape[1:] for a in arrays]
+
+    def gather(idx):
+        return tuple(a[idx] for a in arrays)
+
+    def load(idx):
+        out = tf.numpy_function(gather, [idx], [tf.float32] * len(arrays))
+        return tuple(tf.ensure_shape(o, (None,) + tuple(s)) for o, s in zip(out, shapes))
+
+    ds = tf.data.Dataset.from_tensor_slices(indices)
+    return ds.map(load, num_parallel_calls=1, deterministic=True).prefetch(2)
+
+
+class Trainer:
+    """Trains an `InverterStack` on `FeatureData` in one of the four modes.
+
+    Args:
+      stack_factory: () -> InverterStack; called inside the strategy's scope.
+      data: `FeatureData` whose levels equal the stack's.
+      config: `TrainConfig` (its `steps` is capped by $TFRESTORE_MAX_STEPS).
+      strategy: a `tf.distribute.Strategy` (default: the default strategy).
+      logdir: TensorBoard folder (None: no summaries).
+      ckpt_dir: CheckpointManager folder; an existing checkpoint there is resumed.
+    """
+
+    def __init__(self, stack_factory, data, config, strategy=None, logdir=None,
+                 ckpt_dir=None):
+        self.cfg = dataclasses.replace(config, steps=cap_steps(config.steps))
+        self.data = data
+        self.strategy = strategy or tf.distribute.get_strategy()
+        replicas = self.strategy.num_replicas_in_sync
+        if self.cfg.batch_size % replicas:
+            raise ValueError(f"batch_size {self.cfg.batch_size} must be divisible by the "
+                             f"{replicas} replicas of the distribution strategy.")
+        with self.strategy.scope():
+            self.stack = stack_factory()
+            if list(self.stack.levels) != list(data.levels):
+                raise ValueError(f"Stack levels {self.stack.levels} differ from the data's "
+                                 f"{data.levels}.")
+            self.optimizer = keras.optimizers.Adam(lr_schedule(self.cfg))
+            self.optimizer.build(self.stack.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.writer = tf.summary.create_file_writer(logdir) if logdir else None
+        self.manager = None
+        if ckpt_dir:
+            ckpt = tf.train.Checkpoint(model=self.stack, optimizer=self.optimizer,
+                                       step=self.step)
+            self.manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
+            if self.manager.latest_checkpoint:
+                ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self._train_step = self._make_train_step()
+        self.history = []
+
+    # ------------------------------------------------------------------ steps
+    def _make_train_step(self):
+        cfg, scales, stack, opt = self.cfg, self.data.scales, self.stack, self.optimizer
+        global_batch = cfg.batch_size
+
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                losses = level_losses(stack, batch, cfg.mode, scales)
+                total = tf.add_n(list(losses.values()))
+                loss = tf.reduce_sum(total) / global_batch
+            variables = stack.trainable_variables
+            grads = tape.gradient(loss, variables)
+            opt.apply_gradients(zip(grads, variables))
+            return {f"level_{l}": tf.reduce_sum(v) / global_batch for l, v in losses.items()}
+
+        @tf.function
+        def step(batch):
+            per_replica = self.strategy.run(replica_step, args=(batch,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in per_replica.items()}
+        return step
+
+    def validation_losses(self, batch_size=16):
+        """Mean per-level loss of the mode on the validation set, and the image-level loss
+        of the full chain from the deepest level (comparable across modes)."""
+        if not len(self.data.val[0]):
+            return {}
+        sums = {}
+        for i in range(0, len(self.data.val[0]), batch_size):
+            batch = [tf.constant(v[i:i + batch_size]) for v in self.data.val]
+            losses = level_losses(self.stack, batch, self.cfg.mode, self.data.scales)
+            chain = level_losses(self.stack, batch, "end_to_end", self.data.scales)[0]
+            for k, v in list(losses.items()) + [("chain", chain)]:
+                key = f"level_{k}" if k != "chain" else "chain_image"
+                sums[key] = sums.get(key, 0.0) + float(tf.reduce_sum(v))
+        n = len(self.data.val[0])
+        return {k: v / n for k, v in sums.items()}
+
+    def train(self, until=None):
+        """Run (or resume) training to `config.steps`; returns the history list.
+
+        `until` stops early after that step (as an interruption would; the schedule and
+        the data order still follow `config.steps`).
+        """
+        cfg = self.cfg
+        start = int(self.step.numpy())
+        stop = cfg.steps if until is None else min(int(until), cfg.steps)
+        indices = batch_indices(self.data.n_train, cfg.batch_size, cfg.steps, cfg.seed)
+        ds = _dataset(self.data.train, indices[start:stop])
+        ds = self.strategy.experimental_distribute_dataset(ds)
+        t0 = time.time()
+        for batch in ds:
+            losses = self._train_step(batch)
+            self.step.assign_add(1)
+            s = int(self.step.numpy())
+            record = None
+            if s % cfg.log_every == 0 or s == cfg.steps:
+                record = {"step": s, "time_s": round(time.time() - t0, 2),
+                          "lr": float(self.optimizer.learning_rate.numpy()),
+                          **{k: float(v) for k, v in losses.items()}}
+                record["train_total"] = float(sum(float(v) for v in losses.values()))
+            if cfg.val_every and (s % cfg.val_every == 0 or s == cfg.steps):
+                record = record or {"step": s, "time_s": round(time.time() - t0, 2)}
+                record.update({f"val_{k}": v for k, v in self.validation_losses().items()})
+            if record:
+                self.history.append(record)
+                self._summaries(record)
+            if self.manager and (s % cfg.checkpoint_every == 0 or s == stop):
+                self.manager.save(checkpoint_number=s)
+        if self.writer:
+            self.writer.flush()
+        return self.history
+
+    def _summaries(self, record):
+        if not self.writer:
+            return
+        with self.writer.as_default(step=record["step"]):
+            for k, v in record.items():
+                if k not in ("step", "time_s"):
+                    tf.summary.scalar(k, v)
+
+
+def save_stack(stack, path):
+    """Save an inverter as `.keras` atomically (temporary file, then rename)."""
+    if not path.endswith(".keras"):
+        raise ValueError(f"Inverters are saved as .keras files; got '{path}'.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    stack.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _ssim_psnr(a, b):
+    a = tf.constant(np.clip(a, 0, 255), tf.float32)
+    b = tf.constant(np.clip(b, 0, 255), tf.float32)
+    return (tf.image.ssim(a, b, 255.0).numpy(), tf.image.psnr(a, b, 255.0).numpy())
+
+
+def evaluate_stack(stack, classifier, features, batch_size=16):
+    """Quality of a stack on precomputed `features` (list per level; level 0 = network input).
+
+    For every source level s: the chain from the true features at s to the image, with
+    image MSE (RGB 0-255), PSNR, SSIM, and the feature-space NMSE
+    ||phi_s(x_rec) - phi_s(x)||^2 / ||phi_s(x)||^2 (mean over images) -- REFERENCE.md §5;
+    and the solo error of module s alone (its output vs the true level s-1, NMSE).
+    """
+    rgb_true = np.asarray(stack.to_rgb(tf.constant(features[0])))
+    result = {}
+    for s in range(1, stack.depth + 1):
+        rec, solo = [], []
+        for i in range(0, len(features[0]), batch_size):
+            f = tf.constant(features[s][i:i + batch_size])
+            rec.append(np.asarray(stack(f, source=s)))
+            pred = np.asarray(stack.inverse_modules[s - 1](f))
+            tgt = features[s - 1][i:i + batch_size]
+            solo += list(np.sum((pred - tgt) ** 2, axis=(1, 2, 3))
+                         / np.maximum(np.sum(tgt ** 2, axis=(1, 2, 3)), 1e-12))
+        rec = np.clip(np.concatenate(rec, 0), 0, 255)
+        phi = compute_features(classifier, ["input", stack.levels[s]], rec, batch_size)[1]
+        fnmse = np.sum((phi - features[s]) ** 2, axis=(1, 2, 3)) / np.maximum(
+            np.sum(features[s] ** 2, axis=(1, 2, 3)), 1e-12)
+        ssim, psnr = _ssim_psnr(rec, np.clip(rgb_true, 0, 255))
+        mse = np.mean((rec - np.clip(rgb_true, 0, 255)) ** 2, axis=(1, 2, 3))
+        result[stack.levels[s]] = {"image_mse": float(np.mean(mse)),
+                                   "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)),
+                                   "feature_nmse": float(np.mean(fnmse)),
+                                   "solo_module_nmse": float(np.mean(solo))}
+    return result
+
+
+def train_info(trainer, classifier, extra=None):
+    """JSON-able record of a training run (settings, seeds, split, scales, history)."""
+    return {"config": dataclasses.asdict(trainer.cfg), "classifier": classifier.describe(),
+            "inverter": trainer.stack.describe(), "levels": trainer.data.levels,
+            "scales": trainer.data.scales, "train_images": trainer.data.train_names,
+            "val_images": trainer.data.val_names,
+            "replicas": trainer.strategy.num_replicas_in_sync,
+            "history": trainer.history, "environment": environment_info(), **(extra or {})}
+
+
+def write_train_info(path, info):
+    write_json(path, info)
