@@ -1,0 +1,90 @@
+"""Train a learned patch prior (ICA / Fields of Experts) by score matching.
+
+Image prior (the shipped 8x8x3 FoE):
+  python bin/train_prior.py --images ../shared/data/imagenet_samples --output foe.keras
+Feature-map prior on a classifier layer:
+  python bin/train_prior.py --images chelsea,astronaut --classifier vgg16 --weights random \
+      --layer conv1_1/lin --patch_size 3 --n_experts 64 --output conv1.keras
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+
+flags.DEFINE_string("images", None, "Training images: folders, files, scikit-image photo "
+                    "names, tfds:NAME:SPLIT:COUNT (comma-separated).")
+flags.DEFINE_integer("image_size", 128, "Images are resized (short side) and centre-cropped "
+                     "to this square size before patches are drawn.")
+flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
+flags.DEFINE_string("classifier", None, "Train on this classifier's feature maps (name or "
+                    ".keras/.tflite path) instead of on pixels; needs --layer.")
+flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
+flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
+flags.DEFINE_string("layer", None, "Classifier layer whose feature maps are modelled.")
+flags.DEFINE_integer("patch_size", 8, "Patch height and width.")
+flags.DEFINE_integer("n_experts", 512, "Number of experts N.")
+flags.DEFINE_enum("expert", "student_t", ["student_t", "logistic", "foe", "ica"],
+                  "student_t/foe: Fields of Experts; logistic/ica: over-complete ICA.")
+flags.DEFINE_enum("layout", "full", ["full", "separable", "channelwise"], "Filter layout.")
+flags.DEFINE_enum("whiten", "pca", ["pca", "zca", "none"], "Whitening of patches.")
+flags.DEFINE_integer("whiten_dims", 0, "Whitened dimensions d (0: the data's rank, 191 for "
+                     "centred 8x8x3 patches).")
+flags.DEFINE_bool("centre", True, "Subtract each patch's mean (drops the DC direction).")
+flags.DEFINE_integer("n_train", 100000, "Training patches.")
+flags.DEFINE_integer("n_val", 10000, "Validation patches (from held-out images only).")
+flags.DEFINE_float("val_fraction", 0.1, "Share of images held out for validation.")
+flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides --val_fraction).")
+flags.DEFINE_integer("steps", 25000, "Adam steps (capped by $TFRESTORE_MAX_STEPS).")
+flags.DEFINE_integer("batch_size", 250, "Patches per step.")
+flags.DEFINE_float("lr", 1.0, "Learning rate; scales the whole schedule.")
+flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"], "thesis: 1.0 -> 3e-5 in 8 "
+                  "pieces at the thesis-code boundaries scaled to --steps.")
+flags.DEFINE_float("init_alpha", 0.1, "Initial expert weight.")
+flags.DEFINE_integer("seed", 0, "Seed of image split, patch sampling, init and batch order.")
+flags.DEFINE_integer("eval_every", 500, "Validation every this many steps.")
+flags.DEFINE_integer("patience", 0, "Early stopping after this many evaluations without "
+                     "improvement (0: off).")
+flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun resumes from here.")
+flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint every this many steps.")
+flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
+flags.DEFINE_enum("distribute", "default", ["default", "mirrored"], "tf.distribute strategy.")
+flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices "
+                     "(with --distribute=mirrored: data-parallel on one machine, for tests).")
+flags.DEFINE_string("output", None, "Where to write the prior (.keras).")
+flags.DEFINE_string("figure", None, "Filter figure PNG (default: next to --output).")
+flags.mark_flag_as_required("images")
+flags.mark_flag_as_required("output")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    if FLAGS.cpu_replicas:
+        # Must happen before TensorFlow initialises its devices (any op does that).
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+    from tfrestore.cli import exit_on_user_error
+    from tfrestore.priors.recipe import train_patch_prior
+
+    def run(_):
+        f = FLAGS
+        train_patch_prior(
+            f.images, f.output, image_size=f.image_size, max_images=f.max_images,
+            classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
+            layer=f.layer, patch_size=f.patch_size, n_experts=f.n_experts, expert=f.expert,
+            layout=f.layout, whiten=f.whiten, whiten_dims=f.whiten_dims, centre=f.centre,
+            n_train=f.n_train, n_val=f.n_val, val_fraction=f.val_fraction,
+            val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, lr=f.lr,
+            schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
+            eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
+            checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, distribute=f.distribute,
+            figure=f.figure, log=logging.info)
+    return exit_on_user_error(run)(None)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,112 @@
+"""End-to-end recipe behind `bin/train_prior.py`: images (or feature maps) -> patches ->
+statistics and whitening -> score matching -> saved `.keras` prior, figure and JSON record."""
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+__all__ = ["train_patch_prior", "save_prior"]
+
+
+def save_prior(prior, path):
+    """Save a prior as `.keras` atomically (temporary file in the same folder, then rename)."""
+    if not path.endswith(".keras"):
+        raise ValueError(f"Prior output '{path}' must end in .keras.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmpdir = tempfile.mkdtemp(dir=folder, prefix=".tmp-")
+    try:
+        tmp = os.path.join(tmpdir, "prior.keras")
+        prior.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def train_patch_prior(images, output, image_size=128, max_images=0, classifier=None,
+                      weights="imagenet", weights_seed=0, layer=None, patch_size=8,
+                      n_experts=512, expert="student_t", layout="full", whiten="pca",
+                      whiten_dims=0, centre=True, n_train=100000, n_val=10000,
+                      val_fraction=0.1, val_images=None, steps=25000, batch_size=250, lr=1.0,
+                      schedule="thesis", init_alpha=0.1, seed=0, eval_every=500, patience=0,
+                      checkpoint_dir=None, checkpoint_every=1000, log_dir=None,
+                      distribute="default", figure=None, log=print):
+    """Train and save a patch prior; returns (prior, record dict). See bin/train_prior.py."""
+    import tensorflow as tf
+
+    from tfrestore.data.images import load_images
+    from tfrestore.data.patches import feature_maps, prepare_patches
+    from tfrestore.io import cap_steps, environment_info, write_json
+    from tfrestore.priors.layers import PatchPrior
+    from tfrestore.priors.training import TrainConfig, train_prior
+    from tfrestore.priors.whitening import fit_whitening
+
+    settings = {k: v for k, v in locals().items() if k not in ("log",) and not callable(v)
+                and not k[0].isupper() and k not in ("tf", "np")}
+    steps = cap_steps(steps)
+    settings["steps"] = steps
+    loaded = load_images(images, image_size, limit=max_images or None)
+    arrays, names = loaded.images, loaded.paths
+    metadata = {"source": ",".join(images) if isinstance(images, (list, tuple)) else images,
+                "image_size": str(image_size), "space": "rgb_0_255"}
+    if classifier or layer:
+        if not (classifier and layer):
+            raise ValueError("Feature-map priors need both --classifier and --layer.")
+        from tfrestore.classifiers import load_classifier
+        clf = load_classifier(classifier, weights=weights, seed=weights_seed)
+        clf.resolve(layer)  # unknown names raise with the list of valid ones
+        arrays = feature_maps(clf, layer, load_images(images, clf.input_size,
+                                                      limit=max_images or None).images)
+        metadata.update(classifier=clf.name, weights=str(clf.weights), layer=layer,
+                        space="raw_activations")
+    log(f"{len(arrays)} inputs of shape {arrays.shape[1:]}")
+    channelwise = layout == "channelwise"
+    data = prepare_patches(list(arrays), names, (patch_size, patch_size), n_train, n_val,
+                           val_fraction, seed, val_images, channelwise)
+    log(f"patches: {len(data.train)} train from {len(data.train_names)} images, "
+        f"{len(data.val)} validation from {len(data.val_names)} held-out images")
+
+    channels = arrays.shape[-1]
+    strategy = (tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")] or None)
+        if distribute == "mirrored" else tf.distribute.get_strategy())
+    probe = PatchPrior(patch_size, channels, 1, expert, layout, centre=centre,
+                       dim=None, whitening=whiten)
+    probe.set_statistics(data.norm_mean, data.norm_std)
+    flat = probe.patch_coords(data.train).numpy()   # normalised (+centred) patch vectors
+    if layout == "separable":
+        whitening = fit_whitening(flat, kind="none")
+    else:
+        whitening = fit_whitening(flat, whiten_dims or None, kind=whiten)
+    log(f"whitening: {whitening.kind}, {whitening.input_dim} -> {whitening.dim} dims")
+    with strategy.scope():
+        prior = PatchPrior(patch_size, channels, n_experts, expert, layout,
+                           dim=whitening.dim, centre=centre, whitening=whitening.kind,
+                           init_alpha=init_alpha, seed=seed, metadata=metadata)
+    prior.set_statistics(data.norm_mean, data.norm_std, whitening)
+    train_z = prior.patch_coords(data.train).numpy()
+    val_z = prior.patch_coords(data.val).numpy()
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
+                      eval_every=eval_every, patience=patience, checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=checkpoint_every, log_dir=log_dir)
+    hist = train_prior(prior, train_z, val_z, cfg, strategy=strategy, log=log)
+    save_prior(prior, output)
+    base = os.path.splitext(output)[0]
+    figure = figure or base + "_filters.png"
+    try:
+        from tfrestore.plotting import filter_grid
+        filter_grid(figure, prior.image_space_filters(), np.asarray(prior.alpha()),
+                    max_filters=min(n_experts, 256),
+                    title=f"{prior.expert.name} {layout} {patch_size}x{patch_size}: filters "
+                          "by weight")
+    except ImportError:  # plotting is optional for training
+        figure = None
+    record = {"prior": prior.describe(), "settings": settings, "data": data.describe(),
+              "whitening_explained": float(whitening.eigenvalues.sum()
+                                           / max(np.trace(np.cov(flat, rowvar=False)), 1e-12)),
+              "history": hist, "figure": figure, "environment": environment_info()}
+    write_json(base + ".json", record)
+    log(f"wrote {output} ({os.path.getsize(output) / 1e6:.2f} MB), {base}.json, {figure}")
+    return prior, record

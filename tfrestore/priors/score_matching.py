@@ -1,0 +1,55 @@
+"""Score matching objective for products of experts (Hyvärinen 2005; REFERENCE §3).
+
+For log p(x) = Σ_k α_k G(w_kᵀx) − log Z on (whitened) x ∈ R^d, the score is
+ψ(x) = ∇ₓ log p = Σ_k α_k g(w_kᵀx) w_k = W (α ⊙ g(Wᵀx)), and the objective
+  J = E_x[ tr ∇ψ(x) + ½‖ψ(x)‖² ] = E_x[ Σ_k α_k g'(w_kᵀx)‖w_k‖² + ½‖ψ(x)‖² ]
+equals the Fisher divergence to the data up to a constant. Computing ψ first costs
+O(T·N·d) for T samples, N experts, d dimensions. The seed's form expands ½‖ψ‖² as a double
+sum over expert pairs, ½ Σ_{k,l} α_k α_l (w_kᵀw_l) E[g_k g_l], i.e. O(T·N² + N²·d):
+`score_matching_pairwise` implements it for the benchmark and as a cross-check.
+"""
+import tensorflow as tf
+
+from tfrestore.priors.experts import get_expert
+
+__all__ = ["score_matching_loss", "score_matching_pairwise", "score"]
+
+
+def score(x, w, alpha, expert):
+    """ψ(x) = W (α ⊙ g(Wᵀx)) for x [T, d], w [d, N], alpha [N] -> [T, d]."""
+    expert = get_expert(expert)
+    return tf.matmul(alpha * expert.g(tf.matmul(x, w)), w, transpose_b=True)
+
+
+def score_matching_loss(x, w, alpha, expert):
+    """Score-matching objective in the O(T·N·d) form.
+
+    Args:
+      x: [T, d] samples (whitened patches).
+      w: [d, N] filters (columns w_k).
+      alpha: [N] positive expert weights.
+      expert: an `Expert` or its name.
+    Returns:
+      (J, trace_term, norm_term), batch means of Σ α g'‖w‖² and ½‖ψ‖²; J is their sum.
+    """
+    expert = get_expert(expert)
+    s = tf.matmul(x, w)                                        # [T, N]
+    sq_norms = tf.reduce_sum(tf.square(w), axis=0)             # [N]
+    trace = tf.reduce_mean(tf.reduce_sum(alpha * sq_norms * expert.gprime(s), axis=1))
+    psi = tf.matmul(alpha * expert.g(s), w, transpose_b=True)  # [T, d]
+    norm = 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(psi), axis=1))
+    return trace + norm, trace, norm
+
+
+def score_matching_pairwise(x, w, alpha, expert):
+    """The same objective with ½‖ψ‖² as the seed's double sum over expert pairs (O(N²))."""
+    expert = get_expert(expert)
+    s = tf.matmul(x, w)
+    gram = tf.matmul(w, w, transpose_a=True)                   # [N, N] w_kᵀ w_l
+    sq_norms = tf.linalg.diag_part(gram)
+    trace = tf.reduce_mean(tf.reduce_sum(alpha * sq_norms * expert.gprime(s), axis=1))
+    ag = alpha * expert.g(s)                                   # [T, N]
+    t = tf.cast(tf.shape(x)[0], x.dtype)
+    cross = tf.matmul(ag, ag, transpose_a=True) / t            # [N, N] E[α_k g_k α_l g_l]
+    norm = 0.5 * tf.reduce_sum(cross * gram)
+    return trace + norm, trace, norm

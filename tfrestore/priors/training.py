@@ -1,0 +1,245 @@
+"""Training a `PatchPrior` by score matching: GradientTape loop, Adam with a piecewise
+schedule, TensorBoard, checkpoints with exact resume, early stopping, tf.distribute.
+
+Determinism: the sample order is a function of (seed, step) only — epoch e uses the
+permutation `default_rng([seed, e])` of the training set, and a run resumed at step t reads
+from position t·B of that order — so an interrupted and resumed run sees exactly the batches
+of an uninterrupted one. The checkpoint holds the prior, the optimizer (moments, iteration),
+the step and the early-stopping state (best validation loss, its weights, patience count).
+"""
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrestore.priors.score_matching import score_matching_loss
+
+__all__ = ["TrainConfig", "thesis_schedule", "train_prior", "filter_mosaic",
+           "THESIS_STEPS", "THESIS_BOUNDARIES", "THESIS_LRS"]
+
+# Thesis-code schedule for "full512" (REFERENCE §3): 25k Adam steps.
+THESIS_STEPS = 25000
+THESIS_BOUNDARIES = (10000, 13000, 15000, 17000, 19000, 21000, 23000)
+THESIS_LRS = (1.0, 0.1, 3e-2, 1e-2, 3e-3, 1e-3, 1e-4, 3e-5)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = THESIS_STEPS
+    batch_size: int = 250
+    lr: float = 1.0              # scales the whole schedule (THESIS_LRS[0] = 1.0)
+    schedule: str = "thesis"     # "thesis" (boundaries scaled by steps/25000) or "constant"
+    seed: int = 0
+    eval_every: int = 500        # validation loss (and early stopping) every this many steps
+    patience: int = 0            # evaluations without improvement before stopping (0: never)
+    min_delta: float = 0.0
+    log_every: int = 100
+    checkpoint_dir: str = None
+    checkpoint_every: int = 1000
+    log_dir: str = None          # TensorBoard
+    max_val: int = 20000         # validation patches evaluated
+
+
+def thesis_schedule(steps, lr=1.0):
+    """The thesis piecewise-constant schedule, boundaries scaled from 25k to `steps`."""
+    scale = steps / THESIS_STEPS
+    bounds = [max(1, int(round(b * scale))) for b in THESIS_BOUNDARIES]
+    # Keep boundaries strictly increasing for very short runs.
+    for i in range(1, len(bounds)):
+        bounds[i] = max(bounds[i], bounds[i - 1] + 1)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        bounds, [lr * v for v in THESIS_LRS])
+
+
+def _order(n, batch_size, seed, start_step, steps):
+    """Sample indices for steps [start_step, steps): epoch-wise seeded permutations."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"Batch size {batch_size} exceeds the {n} training patches.")
+    first, last = start_step // per_epoch, (steps - 1) // per_epoch
+    chunks = [np.random.default_rng([seed, e]).permutation(n)[:per_epoch * batch_size]
+              for e in range(first, last + 1)]
+    order = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+    off = (start_step - first * per_epoch) * batch_size
+    return order[off:off + (steps - start_step) * batch_size].astype(np.int64)
+
+
+def _metadata(plugin, data_class):
+    from tensorflow.core.framework import summary_pb2
+    md = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin))
+    md.data_class = data_class
+    return md.SerializeToString()
+
+
+def _scalar(tag, value, step):
+    """TensorBoard scalar written with core TF only (works without the tensorboard package)."""
+    from tensorflow.core.framework import summary_pb2
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
+                     metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
+
+
+def _image(tag, image, step):
+    """TensorBoard image ([1, H, W, 3] in [0, 1]) in the images plugin's PNG format."""
+    from tensorflow.core.framework import summary_pb2
+    img = np.clip(np.round(np.asarray(image)[0] * 255), 0, 255).astype(np.uint8)
+    png = tf.io.encode_png(img)
+    tensor = tf.stack([tf.as_string(img.shape[1]), tf.as_string(img.shape[0]), png])
+    tf.summary.write(tag, tensor, step=step,
+                     metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
+
+
+def filter_mosaic(filters, weights=None, max_filters=64):
+    """[1, H, W, 3] image tiling [N, ph, pw, C] filters sorted by weight (TensorBoard)."""
+    f = np.asarray(filters, np.float32)
+    if weights is not None:
+        f = f[np.argsort(-np.asarray(weights))]
+    f = f[:max_filters]
+    if f.shape[-1] not in (1, 3):
+        f = f.mean(-1, keepdims=True)
+    if f.shape[-1] == 1:
+        f = np.repeat(f, 3, -1)
+    m = np.abs(f).reshape(len(f), -1).max(1).reshape(-1, 1, 1, 1) + 1e-12
+    f = 0.5 + 0.5 * f / m
+    n, ph, pw, _ = f.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.ones((rows * (ph + 1) + 1, cols * (pw + 1) + 1, 3), np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[1 + r * (ph + 1):1 + r * (ph + 1) + ph, 1 + c * (pw + 1):1 + c * (pw + 1) + pw] = f[i]
+    return out[None]
+
+
+def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=print):
+    """Fit `prior`'s filters and weights to whitened training coordinates by score matching.
+
+    Args:
+      prior: a `PatchPrior` (statistics already installed), created under `strategy.scope()`
+        when a strategy is given.
+      train_z, val_z: [n, d] whitened coordinates (`prior.patch_coords(patches)`).
+      config: `TrainConfig`.
+      strategy: a `tf.distribute.Strategy` (default: the current/default one).
+      log: callable for progress lines.
+    Returns:
+      history dict: steps run, last/best losses, whether it stopped early, timings.
+    """
+    cfg = config or TrainConfig()
+    strategy = strategy or tf.distribute.get_strategy()
+    train_z = np.asarray(train_z, np.float32)
+    n, d = train_z.shape
+    if d != prior.dim:
+        raise ValueError(f"Training data has {d} dimensions, the prior {prior.dim}.")
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"Batch size {cfg.batch_size} is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas.")
+    params = prior.trainable_parameters()
+    with strategy.scope():
+        lr = thesis_schedule(cfg.steps, cfg.lr) if cfg.schedule == "thesis" else cfg.lr
+        opt = keras.optimizers.Adam(learning_rate=lr)
+        opt.build(params)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        best_val = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name="best_val")
+        bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_evals")
+        best_params = [tf.Variable(p, trainable=False, name="best_" + p.name.split("/")[-1]
+                                   .split(":")[0]) for p in params]
+    ckpt = tf.train.Checkpoint(prior=prior, optimizer=opt, step=step_var, best_val=best_val,
+                               bad_evals=bad_evals, best_params=best_params)
+    manager = None
+    if cfg.checkpoint_dir:
+        manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=2)
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    start = int(step_var.numpy())
+    writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.log_dir else None
+
+    expert = prior.expert
+    replicas = strategy.num_replicas_in_sync
+    data = tf.constant(train_z)
+    val = None
+    if val_z is not None and len(val_z):
+        val = tf.constant(np.asarray(val_z, np.float32)[:cfg.max_val])
+
+    def replica_step(xb):
+        with tf.GradientTape() as tape:
+            j, t1, t2 = score_matching_loss(xb, prior.model_filters(), prior.alpha(), expert)
+            # Per-replica mean, summed over replicas by the optimizer = global mean.
+            scaled = j / replicas
+        grads = tape.gradient(scaled, params)
+        opt.apply_gradients(zip(grads, params))
+        return tf.stack([j, t1, t2])
+
+    @tf.function
+    def train_step(xb):
+        out = strategy.run(replica_step, args=(xb,))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, out, axis=None)
+
+    @tf.function
+    def val_loss(xv):
+        return tf.stack(score_matching_loss(xv, prior.model_filters(), prior.alpha(), expert))
+
+    order = _order(n, cfg.batch_size, cfg.seed, start, cfg.steps)
+    ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size, drop_remainder=True)
+          .map(lambda idx: tf.gather(data, idx)).prefetch(2))
+    dist_ds = strategy.experimental_distribute_dataset(ds)
+
+    hist = {"start_step": start, "stopped_early": False, "train": [], "val": []}
+    t0 = time.time()
+    step = start
+    last = None
+    for xb in dist_ds:
+        last = train_step(xb).numpy()
+        step += 1
+        step_var.assign(step)
+        if writer and (step % cfg.log_every == 0 or step == cfg.steps):
+            with writer.as_default():
+                _scalar("loss/total", last[0], step)
+                _scalar("loss/trace_term", last[1], step)
+                _scalar("loss/norm_term", last[2], step)
+                _scalar("learning_rate", float(opt.learning_rate), step)
+        if step % cfg.log_every == 0:
+            hist["train"].append((step, *map(float, last)))
+        stop = False
+        if val is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            v = val_loss(val).numpy()
+            hist["val"].append((step, float(v[0])))
+            if v[0] < best_val.numpy() - cfg.min_delta:
+                best_val.assign(v[0])
+                bad_evals.assign(0)
+                for b, p in zip(best_params, params):
+                    b.assign(p)
+            else:
+                bad_evals.assign_add(1)
+            log(f"step {step}: loss {last[0]:.4f} (trace {last[1]:.4f}, norm {last[2]:.4f}) "
+                f"val {v[0]:.4f} best {best_val.numpy():.4f} "
+                f"[{(step - start) / max(time.time() - t0, 1e-9):.1f} steps/s]")
+            if writer:
+                with writer.as_default():
+                    _scalar("val/total", v[0], step)
+                    _scalar("val/trace_term", v[1], step)
+                    _scalar("val/norm_term", v[2], step)
+                    _image("filters", filter_mosaic(prior.image_space_filters(),
+                                                    np.asarray(prior.alpha())), step)
+            if cfg.patience and bad_evals.numpy() >= cfg.patience:
+                log(f"early stopping at step {step}: no validation improvement in "
+                    f"{cfg.patience} evaluations")
+                hist["stopped_early"] = True
+                stop = True
+        if manager and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stop):
+            manager.save(checkpoint_number=step)
+        if stop:
+            break
+    if writer:
+        writer.flush()
+    # The prior returned is the best on validation (if validated), else the last.
+    if val is not None and np.isfinite(best_val.numpy()):
+        for b, p in zip(best_params, params):
+            p.assign(b)
+    hist.update(steps=step, seconds=time.time() - t0,
+                last_train=None if last is None else [float(v) for v in last],
+                best_val=float(best_val.numpy()) if val is not None else None)
+    return hist
