@@ -9,5 +9,6 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfrestore import classifiers  # noqa: E402,F401
 from tfrestore import inverters  # noqa: E402,F401
+from tfrestore import priors  # noqa: E402,F401
 
 __version__ = "0.1.0"
