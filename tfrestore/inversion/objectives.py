@@ -1,0 +1,219 @@
+"""Objective terms for pre-image optimisation (REFERENCE section 2), composable.
+
+A term is a small object with a `name`, a `weight`, the point it reads (`at`:
+"image" = the reconstruction as RGB 0-255, or any classifier layer name) and
+`__call__(tensor) -> [B]` per-image (unweighted) values. An `Objective` collects the
+layers its terms read, builds ONE `classifier.feature_model(...)` cut at the deepest,
+and returns the per-image total (sum of weight * value) and every weighted term.
+
+A learned prior is just `PriorTerm(keras_layer, at="image" | LAYER, weight)`: any
+callable mapping [B, H, W, C] to [B] energies; the gradient flows through the network.
+"""
+import numpy as np
+import tensorflow as tf
+
+from tfrestore.metrics.features import normalised_feature_error
+
+__all__ = ["Term", "FeatureLoss", "AlphaNorm", "RangePrior", "TotalVariation", "PriorTerm",
+           "Objective", "IMAGE"]
+
+IMAGE = "image"
+
+
+def _sum_per_image(x):
+    return tf.reduce_sum(x, axis=list(range(1, x.shape.rank)))
+
+
+class Term:
+    """Base class: `weight * self(tensor_at(self.at))` enters the objective."""
+
+    def __init__(self, name, weight=1.0, at=IMAGE):
+        self.name = name
+        self.weight = float(weight)
+        self.at = at
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+    def describe(self):
+        return {"name": self.name, "type": type(self).__name__, "weight": self.weight,
+                "at": self.at}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, weight={self.weight:g}, at={self.at!r})"
+
+
+class FeatureLoss(Term):
+    """||phi(x) - phi0||^2 / ||phi0||^2 at layer `at` (both papers).
+
+    The target phi0 is set by `set_target` (usually through `Objective.set_targets`).
+    """
+
+    def __init__(self, at, weight=1.0, target=None, name=None):
+        super().__init__(name or f"feature:{at}", weight, at)
+        self._target = None
+        if target is not None:
+            self.set_target(target)
+
+    def set_target(self, target):
+        target = tf.convert_to_tensor(target, tf.float32)
+        if self._target is None:
+            # Unknown batch dimension: one variable serves any number of images.
+            self._target = tf.Variable(target, trainable=False,
+                                       shape=tf.TensorShape([None] + target.shape[1:]),
+                                       name="feature_target")
+        else:
+            self._target.assign(target)
+
+    @property
+    def target(self):
+        return self._target
+
+    def __call__(self, x):
+        if self._target is None:
+            raise ValueError(f"{self.name}: no target features; call set_target first.")
+        return normalised_feature_error(x, self._target)
+
+
+class AlphaNorm(Term):
+    """R_alpha(x) = ||x - mean(x)||_alpha^alpha per image (M&V 2015).
+
+    `x` is RGB 0-255; `scale` divides the centred image first (sigma-scaling of 2015).
+    """
+
+    def __init__(self, alpha=6.0, weight=1.0, scale=1.0, name="alpha_norm"):
+        super().__init__(name, weight, IMAGE)
+        self.alpha, self.scale = float(alpha), float(scale)
+
+    def __call__(self, x):
+        c = (x - tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)) / self.scale
+        return _sum_per_image(tf.pow(tf.abs(c), self.alpha))
+
+    def describe(self):
+        return dict(super().describe(), alpha=self.alpha, scale=self.scale)
+
+
+class RangePrior(Term):
+    """N_alpha(x) / (H W B^alpha), N_alpha = sum_ij (sum_k x_ijk^2)^(alpha/2) (M&V 2016).
+
+    `x` is RGB 0-255; `center` (the dataset mean, RGB) is subtracted first. The hard
+    per-pixel bound B+ is a projection, applied by the loop after every step.
+    """
+
+    def __init__(self, alpha=6.0, bound=80.0, center=(0.0, 0.0, 0.0), weight=1.0,
+                 name="range"):
+        super().__init__(name, weight, IMAGE)
+        self.alpha, self.bound = float(alpha), float(bound)
+        self.center = np.asarray(center, np.float32)
+
+    def __call__(self, x):
+        c = x - self.center
+        hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], x.dtype)
+        sq = tf.reduce_sum(tf.square(c), axis=-1)  # ||x_ij||^2, [B, H, W]
+        # (s)^(alpha/2) computed as (s / B^2)^(alpha/2): same value, no float32 overflow.
+        val = tf.pow(sq / self.bound ** 2, self.alpha / 2.0)
+        return tf.reduce_sum(val, axis=[1, 2]) / hw
+
+    def describe(self):
+        return dict(super().describe(), alpha=self.alpha, bound=self.bound,
+                    center=self.center.tolist())
+
+
+class TotalVariation(Term):
+    """R_TV^beta(x) = sum_ijk ((x_i,j+1,k - x_ijk)^2 + (x_i+1,j,k - x_ijk)^2)^(beta/2) / V^beta.
+
+    Sums over the (H-1) x (W-1) pixels with both neighbours. `per_pixel=True` divides
+    by H*W (2016: weight 1/(H W V^beta) with V = B/6.5); 2015 uses V = sigma and no
+    division. For beta < 2 a tiny epsilon keeps the gradient finite at flat regions.
+    """
+
+    def __init__(self, beta=2.0, V=1.0, per_pixel=True, weight=1.0, at=IMAGE, name="tv"):
+        super().__init__(name, weight, at)
+        self.beta, self.V, self.per_pixel = float(beta), float(V), bool(per_pixel)
+
+    def __call__(self, x):
+        x = x / self.V
+        dx = x[:, :-1, 1:, :] - x[:, :-1, :-1, :]
+        dy = x[:, 1:, :-1, :] - x[:, :-1, :-1, :]
+        s = tf.square(dx) + tf.square(dy)
+        val = s if self.beta == 2.0 else tf.pow(s + 1e-8, self.beta / 2.0)
+        out = _sum_per_image(val)
+        if self.per_pixel:
+            out = out / tf.cast(tf.shape(x)[1] * tf.shape(x)[2], x.dtype)
+        return out
+
+    def describe(self):
+        return dict(super().describe(), beta=self.beta, V=self.V, per_pixel=self.per_pixel)
+
+
+class PriorTerm(Term):
+    """Any callable (e.g. a Keras layer of a learned prior) mapping [B, ...] -> energies.
+
+    Outputs of shape [B, ...] are summed per image. `at` is "image" (RGB 0-255) or a
+    layer name (the classifier's feature there, from the same forward pass).
+    """
+
+    def __init__(self, fn, at=IMAGE, weight=1.0, name=None):
+        super().__init__(name or f"prior:{getattr(fn, 'name', type(fn).__name__)}", weight, at)
+        self.fn = fn
+
+    def __call__(self, x):
+        e = tf.convert_to_tensor(self.fn(x))
+        e = tf.cast(e, tf.float32)
+        return e if e.shape.rank == 1 else _sum_per_image(e)
+
+
+class Objective:
+    """Sum of weighted terms on one forward pass of a network cut at the deepest layer.
+
+    Args:
+      classifier: a `tfrestore.classifiers.Classifier`.
+      terms: iterable of `Term`s (names must be unique).
+    """
+
+    def __init__(self, classifier, terms):
+        self.classifier = classifier
+        self.terms = list(terms)
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Objective term names must be unique, got {names}.")
+        self.layers = []
+        for t in self.terms:
+            if t.at != IMAGE and t.at not in self.layers:
+                classifier.resolve(t.at)  # UnknownLayerError (with the list) right now
+                self.layers.append(t.at)
+        self.model = classifier.feature_model(self.layers) if self.layers else None
+
+    def features(self, rgb):
+        """{layer: features} of RGB 0-255 images."""
+        if self.model is None:
+            return {}
+        out = self.model(rgb, training=False)
+        if len(self.layers) == 1:
+            out = [out]
+        return dict(zip(self.layers, out))
+
+    def set_targets(self, images):
+        """Compute every `FeatureLoss` target from the target images (RGB 0-255)."""
+        feats = self.features(tf.convert_to_tensor(images, tf.float32))
+        for t in self.terms:
+            if isinstance(t, FeatureLoss):
+                t.set_target(feats[t.at])
+
+    def __call__(self, rgb, network_rgb=None):
+        """Per-image total [B] and {term name: weighted value [B]}.
+
+        Args:
+          rgb: reconstruction, RGB 0-255 [B, H, W, 3]; read by "image" terms.
+          network_rgb: what the network sees (e.g. the jittered `rgb`); default `rgb`.
+        """
+        feats = self.features(rgb if network_rgb is None else network_rgb)
+        values = {}
+        for t in self.terms:
+            x = rgb if t.at == IMAGE else feats[t.at]
+            values[t.name] = t.weight * t(x)
+        total = tf.add_n(list(values.values()))
+        return total, values
+
+    def describe(self):
+        return [t.describe() for t in self.terms]
