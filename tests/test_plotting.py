@@ -84,3 +84,72 @@ def test_filter_grid_sorted_by_weight(tmp_path, rng):
 def test_symmetric_rescale_zero_is_grey():
     np.testing.assert_array_equal(plotting.symmetric_rescale(np.zeros((3, 3))), 0.5)
     np.testing.assert_allclose(plotting.symmetric_rescale(np.array([-2.0, 1.0])), [0.0, 0.75])
+
+
+# ---------------------------------------------------------------------- training curves
+def _write_events(logdir):
+    """TF2 scalars (tensor + "scalars" plugin metadata, what tf.summary.scalar writes; the
+    tensorboard package is absent here so core tf.summary.write is used), a non-scalar
+    blob, and a TF1-style event file with simple_value, written as raw TFRecords."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+    md = summary_pb2.SummaryMetadata()
+    md.plugin_data.plugin_name = "scalars"
+    md.data_class = summary_pb2.DATA_CLASS_SCALAR
+    truth = {}
+    for sub, scale in (("train", 1.0), ("val", 2.0)):
+        writer = tf.summary.create_file_writer(os.path.join(logdir, sub))
+        with writer.as_default():
+            for step in range(0, 50, 5):
+                v = scale * float(np.exp(-step / 10.0))
+                tf.summary.write("loss", tf.constant(v, tf.float32), step=step, metadata=md)
+                truth.setdefault(f"{sub}/loss", []).append((step, v))
+            tf.summary.write("img", tf.constant(["4", "4", "png-bytes"]), step=0)
+        writer.close()
+    os.makedirs(os.path.join(logdir, "v1"))
+    with tf.io.TFRecordWriter(os.path.join(logdir, "v1", "events.out.tfevents.1.host")) as w:
+        for step in (0, 1, 2, 2):   # step 2 logged twice: the last value wins
+            value = tf.compat.v1.Summary.Value(tag="lr", simple_value=0.1 * (step + 1))
+            ev = tf.compat.v1.Event(step=step, summary=tf.compat.v1.Summary(value=[value]))
+            w.write(ev.SerializeToString())
+    truth["v1/lr"] = [(0, 0.1), (1, 0.2), (2, 0.3)]
+    return truth
+
+
+def test_read_scalars_from_tf2_event_files(tmp_path):
+    truth = _write_events(str(tmp_path / "logs"))
+    scalars = plotting.read_scalars(str(tmp_path / "logs"))
+    assert sorted(scalars) == ["train/loss", "v1/lr", "val/loss"]
+    for tag, pairs in truth.items():
+        steps, vals = scalars[tag]
+        np.testing.assert_array_equal(steps, [s for s, _ in pairs])
+        np.testing.assert_allclose(vals, [v for _, v in pairs], rtol=1e-6)
+    tags = plotting.save_training_curves(str(tmp_path / "curves.png"), str(tmp_path / "logs"),
+                                         smoothing=0.6)
+    assert tags == ["train/loss", "v1/lr", "val/loss"]
+    _read_png(str(tmp_path / "curves.png"))
+    with pytest.raises(KeyError, match="available"):
+        plotting.save_training_curves(str(tmp_path / "c2.png"), scalars, tags=["nope"])
+    with pytest.raises(FileNotFoundError, match="event files"):
+        plotting.read_scalars(str(tmp_path / "empty"))
+
+
+def test_smooth_matches_debiased_ema():
+    v = np.array([1.0, 3.0, 2.0, 5.0])
+    w = 0.5
+    # by hand: debiased EMA
+    s1 = 1.0
+    s2 = (0.5 * 0.5 * 1 + 0.5 * 3) / (1 - 0.25)
+    np.testing.assert_allclose(plotting.smooth(v, w)[:2], [s1, s2])
+    np.testing.assert_allclose(plotting.smooth(v, 0.0), v)
+    np.testing.assert_allclose(plotting.smooth(np.full(5, 2.0), 0.9), 2.0)
+    with pytest.raises(ValueError):
+        plotting.smooth(v, 1.0)
+
+
+def test_covariance_heatmap_writes_png(tmp_path, rng):
+    a = rng.normal(size=(9, 9))
+    plotting.covariance_heatmap(str(tmp_path / "c.png"), [a @ a.T, np.linalg.inv(a @ a.T)],
+                                ["cov", "inverse"], suptitle="test")
+    arr = _read_png(str(tmp_path / "c.png"))
+    assert arr.shape[1] > arr.shape[0]   # two panels side by side

@@ -242,6 +242,11 @@ def test_featmap_stats_on_classifier_and_figures(tmp_path):
     assert js["summary"]["layer"] == "conv_b"
     npz = np.load(paths[0])
     np.testing.assert_allclose(npz["inverse"], b["inverse"])
+    # a one-element list gives a dict with the same numbers as a two-layer pass
+    one = stats.featmap_stats(clf, ["conv_b"], ["astronaut", "chelsea", "coffee"],
+                              batch_size=3, max_size=6)
+    np.testing.assert_allclose(one["conv_b"]["covariance"], b["covariance"], rtol=1e-5,
+                               atol=1e-8)
     with pytest.raises(ValueError, match="spatial statistics"):
         stats.featmap_stats(clf, "fc", ["astronaut", "chelsea"])
 

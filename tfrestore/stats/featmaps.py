@@ -107,7 +107,10 @@ def featmap_stats(classifier, layer, sources, limit=None, batch_size=16, max_siz
     accs = [FeatureMapAccumulator(max_size=max_size, bins=bins, hist_range=hist_range,
                                   zero_tol=zero_tol) for _ in layers]
     for images, _ in iter_image_batches(sources, classifier.input_size, batch_size, limit):
-        for acc, feats in zip(accs, features(tf.constant(images))):
+        outs = features(tf.constant(images))
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]  # Keras returns a one-output model's output unwrapped
+        for acc, feats in zip(accs, outs):
             acc.update(feats)
         if progress:
             progress(accs[0].n)
