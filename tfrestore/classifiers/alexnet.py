@@ -93,39 +93,44 @@ def alexnet_preprocessing(mean="caffe"):
     return Preprocessing(mean=mean_bgr[::-1], bgr=True, name="preprocessing")
 
 
-def _conv(x, name):
+def _conv(x, name, init):
     filters, kernel, stride, pad, groups = _CONVS[name]
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
     return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", groups=groups,
-                               activation="relu", name=name)(x)
+                               activation="relu", name=name, **init)(x)
 
 
 def _pool(x, name):
     return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)(x)
 
 
-def build_alexnet(caffenet=False, num_classes=1000):
+def build_alexnet(caffenet=False, num_classes=1000, random_weights=True):
     """The AlexNet (or CaffeNet-order) Keras model on preprocessed 227x227 BGR input.
 
-    Weights are Keras's default initialisation; seed with `keras.utils.set_random_seed`
-    before calling for reproducible random weights.
+    Args:
+      caffenet: pool before LRN in blocks 1 and 2.
+      num_classes: width of fc8.
+      random_weights: Keras's default initialisation (seed it with
+        `keras.utils.set_random_seed` first); False gives zeros, which is quicker when the
+        weights are about to be overwritten from a file.
     """
+    init = {} if random_weights else dict(kernel_initializer="zeros")
     inp = keras.Input((227, 227, 3), name="data")
     x = inp
     for block in (1, 2):
-        x = _conv(x, f"conv{block}")
+        x = _conv(x, f"conv{block}", init)
         lrn = LRN(local_size=5, alpha=1e-4, beta=0.75, k=1.0, name=f"lrn{block}")
         pool = lambda t, b=block: _pool(t, f"pool{b}")  # noqa: E731
         x = lrn(pool(x)) if caffenet else pool(lrn(x))
-    x = _conv(x, "conv3")
-    x = _conv(x, "conv4")
-    x = _conv(x, "conv5")
+    x = _conv(x, "conv3", init)
+    x = _conv(x, "conv4", init)
+    x = _conv(x, "conv5", init)
     x = _pool(x, "pool5")
     x = keras.layers.Flatten(name="flatten")(x)  # (h, w, c) order, as the .npy expects
-    x = keras.layers.Dense(4096, activation="relu", name="fc6")(x)
-    x = keras.layers.Dense(4096, activation="relu", name="fc7")(x)
-    x = keras.layers.Dense(num_classes, name="fc8")(x)
+    x = keras.layers.Dense(4096, activation="relu", name="fc6", **init)(x)
+    x = keras.layers.Dense(4096, activation="relu", name="fc7", **init)(x)
+    x = keras.layers.Dense(num_classes, name="fc8", **init)(x)
     out = keras.layers.Softmax(name="softmax")(x)
     return keras.Model(inp, out, name="caffenet" if caffenet else "alexnet")
 
@@ -180,7 +185,8 @@ def set_alexnet_weights(model, params, source="weights"):
                     f"order as caffe-tensorflow writes them).")
     for name in PARAM_LAYERS:
         w, b = params[name]
-        model.get_layer(name).set_weights([w.astype("float32"), b.astype("float32")])
+        model.get_layer(name).set_weights([w.astype("float32", copy=False),
+                                           b.astype("float32", copy=False)])
 
 
 def _model_of(obj):
@@ -232,7 +238,7 @@ def _load_keras_weights(model, path):
                 model.load_weights(path)
                 return
             except Exception:
-                twin = Classifier("alexnet", build_alexnet(), "raw").model
+                twin = Classifier("alexnet", build_alexnet(random_weights=False), "raw").model
                 twin.load_weights(path)
                 params = alexnet_weights(twin)
     except WeightsError:
@@ -257,8 +263,8 @@ def load_alexnet(weights="imagenet", seed=0, caffenet=False, mean="caffe"):
     name = "caffenet" if caffenet else "alexnet"
     spec = parse_weights(weights, seed)
     npy = _download_imagenet(caffenet) if spec.kind == "imagenet" else None
-    random_init(spec.seed)  # weights read below overwrite these; seeding keeps runs identical
-    model = build_alexnet(caffenet=caffenet)
+    random_init(spec.seed)
+    model = build_alexnet(caffenet=caffenet, random_weights=spec.kind == "random")
     if spec.kind == "file":
         ext = spec.path.lower()
         if ext.endswith(".npy"):
