@@ -229,7 +229,7 @@ def _download_imagenet(caffenet):
 def _load_keras_weights(model, path):
     """Weights from a .keras model or .weights.h5 file saved from an AlexNet (split or not)."""
     try:
-        if path.endswith(".keras"):
+        if path.lower().endswith(".keras"):
             params = alexnet_weights(keras.models.load_model(path, compile=False))
         else:
             # Saved from `Classifier.model` (activations split off) or from the plain
