@@ -25,17 +25,6 @@ def _interpreter(path, preserve=False):
     return it
 
 
-def _run_interpreter(it, rgb_uint8):
-    """Run one image at a time; returns {tensor index: dequantised value} per image."""
-    inp = it.get_input_details()[0]
-    outs = []
-    for img in rgb_uint8:
-        it.set_tensor(inp["index"], img[None].astype(inp["dtype"]))
-        it.invoke()
-        outs.append(it)
-    return outs
-
-
 def _dequantised_tensor(it, index):
     detail = [d for d in it.get_tensor_details() if d["index"] == index][0]
     q = it.get_tensor(index).astype(np.float64)
@@ -141,14 +130,12 @@ def test_weights_match_float_original(converted):
                                    clf.layer_names else name).get_weights()
         assert w.shape == w_ref.shape, name
         # Symmetric int8 per output channel: |error| <= max|w_c| / 127 / 2.
-        out_axis = (2, 3) if name.startswith("dw") else (w_ref.ndim - 1,)
         w_flat = w_ref.reshape(w_ref.shape[:2] + (-1,)) if name.startswith("dw") else w_ref
         amax = np.abs(w_flat).max(axis=tuple(range(w_flat.ndim - 1)))
         err = np.abs(w - w_ref).reshape(w_flat.shape)
         assert np.all(err <= amax / 127 / 2 + 1e-6), name
         assert err.max() > 0, f"{name}: weights were not quantised at all?"
         np.testing.assert_allclose(b, b_ref, atol=0.01 * np.abs(b_ref).max(), err_msg=name)
-        del out_axis
 
 
 def test_layers_match_interpreter_and_float_model(converted, rgb):
@@ -244,7 +231,7 @@ def test_shared_mobilenet_v2(shared_data):
     # Whole image resized to 224x224, as in the Coral example that names this label.
     img = load_image(os.path.join(shared_data, "images", "grace_hopper.bmp"))
     img = np.round(tf.image.resize(img, (224, 224)).numpy())[None]
-    (index, label, score), = clf.top_k(img, k=1)[0:1][0][:1]
+    index, label, score = clf.top_k(img, k=1)[0][0]
     assert label == "military uniform" and index == 653 and score > 0.5
     add, lin = clf.feature_model(["expanded_conv_3_add", "Conv2d_18_1/lin"])(img)
     assert add.shape == (1, 56, 56, 24) and lin.shape == (1, 7, 7, 1280)
