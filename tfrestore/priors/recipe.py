@@ -6,7 +6,25 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["train_patch_prior", "save_prior"]
+__all__ = ["train_patch_prior", "save_prior", "save_filter_figure"]
+
+
+def save_filter_figure(prior, path, log=print, max_filters=256):
+    """Filters in image space sorted by expert weight (seed Fig. 8); None if plotting fails.
+
+    A figure is a by-product: a plotting problem must not lose a trained prior's record.
+    """
+    try:
+        from tfrestore.plotting import filter_grid
+        ph, pw = prior.patch_size
+        filter_grid(path, prior.image_space_filters(), np.asarray(prior.alpha()),
+                    max_filters=min(prior.n_experts, max_filters),
+                    title=f"{prior.expert.name} {prior.layout} {ph}x{pw}x{prior.channels}: "
+                          f"top {min(prior.n_experts, max_filters)} filters by weight")
+        return path
+    except Exception as e:  # noqa: BLE001
+        log(f"could not draw the filter figure: {e}")
+        return None
 
 
 def save_prior(prior, path):
@@ -94,15 +112,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     hist = train_prior(prior, train_z, val_z, cfg, strategy=strategy, log=log)
     save_prior(prior, output)
     base = os.path.splitext(output)[0]
-    figure = figure or base + "_filters.png"
-    try:
-        from tfrestore.plotting import filter_grid
-        filter_grid(figure, prior.image_space_filters(), np.asarray(prior.alpha()),
-                    max_filters=min(n_experts, 256),
-                    title=f"{prior.expert.name} {layout} {patch_size}x{patch_size}: filters "
-                          "by weight")
-    except ImportError:  # plotting is optional for training
-        figure = None
+    figure = save_filter_figure(prior, figure or base + "_filters.png", log)
     record = {"prior": prior.describe(), "settings": settings, "data": data.describe(),
               "whitening_explained": float(whitening.eigenvalues.sum()
                                            / max(np.trace(np.cov(flat, rowvar=False)), 1e-12)),
