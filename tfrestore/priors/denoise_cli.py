@@ -34,7 +34,7 @@ def run_denoising_benchmark(priors, images, output, tune_images=None, prior_weig
     result = denoising_benchmark(methods, clean, [int(s) for s in sigmas], list(modes), tune,
                                  grid if tune is not None else None, steps, lr, seed, log)
     table = markdown_table(result, [int(s) for s in sigmas], list(modes))
-    cmd = "python " + " ".join(sys.argv) if sys.argv and sys.argv[0].endswith(".py") else ""
+    cmd = "python " + " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("denoise.py") else "(library call)"
     text = (f"# MAP denoising with learned patch priors vs TV\n\nCommand:\n\n```\n{cmd}\n```\n\n"
             f"{len(clean)} test images ({crop}x{crop} centre crops after resizing to "
             f"{image_size}): {', '.join(os.path.basename(p) for p in test.paths)}.\n"
