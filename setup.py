@@ -15,6 +15,8 @@ setup(
         "numpy",
         "matplotlib",
         "absl-py",
+        # tf.summary.scalar/image need it (TF >= 2.20 no longer installs it); users watch runs in it.
+        "tensorboard",
         # Bundled, licence-clean photographs for examples and tests (no network).
         "scikit-image",
     ],
