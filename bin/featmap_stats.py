@@ -61,7 +61,7 @@ def main(argv):
                 "images": FLAGS.images, "limit": FLAGS.limit, "batch_size": FLAGS.batch_size,
                 "seed": FLAGS.seed, "max_size": FLAGS.max_size, "bins": FLAGS.bins,
                 "zero_tol": FLAGS.zero_tol, "environment": environment_info()}
-    base = _safe(os.path.splitext(os.path.basename(clf.name))[0])
+    base = _safe(clf.name)  # already a short name (file names without folder and suffix)
     for layer, stats in results.items():
         prefix = os.path.join(FLAGS.output_dir, f"{base}_{_safe(layer)}")
         save_stats(stats, prefix, dict(settings, layer=layer), figures=FLAGS.figures)

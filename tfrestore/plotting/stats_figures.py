@@ -41,6 +41,13 @@ def covariance_heatmap(path, matrices, titles=None, suptitle=None, symmetric=Tru
     return save_figure(fig, path)
 
 
+def _masked(counts):
+    """Normalised histogram with empty bins as NaN (gaps, not a fake floor, on a log axis)."""
+    counts = np.asarray(counts, np.float64)
+    freq = counts / max(counts.sum(), 1.0)
+    return np.where(counts > 0, freq, np.nan)
+
+
 def _name(stats):
     return stats.get("layer", "layer")
 
@@ -68,7 +75,13 @@ def save_stats_figures(stats, prefix, n_channels=8):
     paths.append(save_figure(fig, prefix + "_covariance.png"))
     # --- Gram matrix and the mean map
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-    draw_heatmap(axes[0], stats["gram"], f"mean Gram matrix ({C}x{C})", symmetric=False)
+    gram = np.asarray(stats["gram"], np.float64)
+    d = np.sqrt(np.maximum(np.diag(gram), 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.where(np.outer(d, d) > 0, gram / np.outer(d, d), 0.0)
+    # the raw Gram is dominated by a few loud channels; the normalised one shows structure
+    draw_heatmap(axes[0], cosine, f"mean Gram matrix ({C}x{C}), normalised\n"
+                 "G_cd / sqrt(G_cc G_dd)", symmetric=True)
     draw_heatmap(axes[1], stats["mean_map"], "mean activation map (channel average)",
                  symmetric=False)
     fig.suptitle(name, fontsize=10)
@@ -79,15 +92,14 @@ def save_stats_figures(stats, prefix, n_channels=8):
     centres = 0.5 * (edges[1:] + edges[:-1])
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     total = hist.sum(0)
-    axes[0].semilogy(centres, np.maximum(total / max(total.sum(), 1), 1e-12), "k-")
+    axes[0].semilogy(centres, _masked(total), "k.-", ms=2)
     axes[0].set_title(f"all channels: zeros {float(stats['fraction_zeros']):.3f}, "
                       f"Gini {float(stats['gini_mean']):.3f}", fontsize=9)
     axes[0].set_xlabel("activation")
     axes[0].set_ylabel("frequency")
     top = np.argsort(-np.asarray(stats["channel_var"]))[:n_channels]
     for c in top:
-        row = hist[c] / max(hist[c].sum(), 1)
-        axes[1].semilogy(centres, np.maximum(row, 1e-12), lw=0.8, label=f"ch {c}")
+        axes[1].semilogy(centres, _masked(hist[c]), lw=0.8, label=f"ch {c}")
     axes[1].set_title(f"{len(top)} highest-variance channels", fontsize=9)
     axes[1].legend(fontsize=6)
     axes[1].set_xlabel("activation")

@@ -143,12 +143,18 @@ def summary(stats):
     return out
 
 
-def save_stats(stats, prefix, settings=None, figures=True):
+def save_stats(stats, prefix, settings=None, figures=True, float32=True):
     """Write `<prefix>.npz` (all arrays), `<prefix>.json` (numbers + settings), figures.
 
-    Returns the list of written paths.
+    Float arrays are stored as float32 unless `float32=False` (halves the files; the
+    JSON numbers are computed in float64 before). Returns the list of written paths.
     """
-    arrays = {k: np.asarray(v) for k, v in stats.items() if not isinstance(v, str)}
+    arrays = {}
+    for k, v in stats.items():
+        if isinstance(v, str):
+            continue
+        v = np.asarray(v)
+        arrays[k] = v.astype(np.float32) if float32 and v.dtype == np.float64 else v
     paths = [prefix + ".npz", prefix + ".json"]
     save_npz(paths[0], **arrays)
     write_json(paths[1], {"summary": summary(stats), "settings": settings or {}})
