@@ -32,8 +32,8 @@ def _dequantised_tensor(it, index):
     return (q - zp) * scale if scale else q
 
 
-def _convert(model, path, n_rep=32, seed=0):
-    """Full-integer int8 quantisation with uint8 input and output, like the Coral models."""
+def _convert(model, path, n_rep=32, seed=0, io_type=tf.uint8):
+    """Full-integer int8 quantisation with uint8 (like the Coral models) or int8 input/output."""
     rng = np.random.default_rng(seed)
 
     def representative():
@@ -44,8 +44,8 @@ def _convert(model, path, n_rep=32, seed=0):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
+    conv.inference_input_type = io_type
+    conv.inference_output_type = io_type
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = conv.convert()
@@ -158,8 +158,8 @@ def test_layers_match_interpreter_and_float_model(converted, rgb):
             mine = np.asarray(f[k], np.float64)
             errs[n].append(np.linalg.norm(mine - ref) / (np.linalg.norm(ref) + 1e-12))
     worst = {n: max(e) for n, e in errs.items()}
-    # Only activation rounding separates the two: a few percent at worst.
-    assert all(e < 0.08 for e in worst.values()), worst
+    # Only activation rounding separates the two: about 2% at worst (measured).
+    assert all(e < 0.05 for e in worst.values()), worst
     # Against the float original the only difference is the weight rounding.
     ref = model(clf.preprocess(rgb))
     np.testing.assert_allclose(np.asarray(feats[-1]), np.asarray(ref), atol=0.03)
@@ -167,6 +167,25 @@ def test_layers_match_interpreter_and_float_model(converted, rgb):
     logits = clf.feature_model("logits")(rgb)
     rel = np.linalg.norm(logits - logits_ref) / np.linalg.norm(logits_ref)
     assert rel < 0.03, rel
+
+
+def test_int8_input_zero_point_offset(tmp_path, rgb):
+    """An int8 input holds pixel - 128: the preprocessing must undo the -128 shift."""
+    path = _convert(_small_cnn(seed=1), str(tmp_path / "int8.tflite"), n_rep=8,
+                    io_type=tf.int8)
+    clf = load_tflite(path)
+    it = _interpreter(path)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert inp["dtype"] == np.int8
+    scale, zp = inp["quantization"]
+    assert clf.preprocessing.get_config()["mean"] == [zp + 128.0] * 3
+    mine = clf.predict_proba(rgb)
+    for k in range(len(rgb)):
+        it.set_tensor(inp["index"], (rgb[k:k + 1] - 128).astype(np.int8))
+        it.invoke()
+        o_scale, o_zp = out["quantization"]
+        ref = (it.get_tensor(out["index"])[0].astype(np.float64) - o_zp) * o_scale
+        np.testing.assert_allclose(mine[k], ref, atol=0.03)
 
 
 def test_layers_addressable(converted):
