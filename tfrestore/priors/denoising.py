@@ -114,7 +114,8 @@ def centre_crop(images, size):
 
 
 def denoising_benchmark(methods, clean_rgb, sigmas=(15, 25), modes=("grey", "colour"),
-                        tune_rgb=None, weight_grid=None, steps=100, lr=2.0, seed=0, log=print):
+                        tune_rgb=None, weight_grid=None, steps=100, lr=2.0, seed=0, log=print,
+                        tune_once=False):
     """PSNR of MAP denoising for each method, σ and grey/colour mode.
 
     Args:
@@ -122,10 +123,13 @@ def denoising_benchmark(methods, clean_rgb, sigmas=(15, 25), modes=("grey", "col
       clean_rgb: test images [B, H, W, 3] RGB 0-255.
       tune_rgb: separate images for choosing λ per (method, mode, σ) from `weight_grid`
         ({name: [λ, ...]}); without them λ = 1 (the probabilistic model's value).
+      tune_once: choose λ once per method, at the first mode and the largest σ, and reuse
+        it (in the MAP objective σ sits in the data term, so λ need not change with σ).
     Returns:
       {"rows": [{method, mode, sigma, weight, psnr_mean, psnr_per_image, tuning}], "noisy": ...}
     """
     rows, noisy_rows = [], []
+    chosen = {}
     for mode in modes:
         clean = luminance(clean_rgb) if mode == "grey" else np.asarray(clean_rgb, np.float32)
         tune = None
@@ -139,9 +143,17 @@ def denoising_benchmark(methods, clean_rgb, sigmas=(15, 25), modes=("grey", "col
             for name, method in methods.items():
                 energy = tv_energy if method == "tv" else prior_energy_fn(method, c)
                 weight, tuning = 1.0, None
-                if tune is not None and weight_grid and name in weight_grid:
-                    weight, tuning = tune_weight(tune, energy, sigma, weight_grid[name],
+                if tune_once and name in chosen:
+                    weight, tuning = chosen[name]
+                elif tune is not None and weight_grid and name in weight_grid:
+                    if tune_once:   # tune where the prior matters most: the largest σ
+                        t_sigma = max(sigmas)
+                    else:
+                        t_sigma = sigma
+                    weight, tuning = tune_weight(tune, energy, t_sigma, weight_grid[name],
                                                  seed=seed + 7, steps=steps, lr=lr)
+                    tuning = {"sigma": t_sigma, "mode": mode, "psnr": tuning}
+                    chosen[name] = (weight, tuning)
                 x = map_denoise(y, energy, sigma, weight, steps=steps, lr=lr)
                 p = psnr(x, clean)
                 rows.append({"method": name, "mode": mode, "sigma": sigma, "weight": weight,
