@@ -17,14 +17,17 @@ def define_classifier_flags():
     flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
     flags.DEFINE_string("preprocessing", None,
                         "For .keras classifiers: how RGB 0-255 maps to the input "
-                        "(caffe, tf, torch, raw). Default raw.")
+                        "(caffe, tf, torch, raw). Default raw; .tflite files: from the "
+                        "file's input quantisation.")
+    flags.DEFINE_string("labels", None, "For .keras/.tflite classifiers: a labels file, one "
+                        "label per line in output order.")
 
 
 def classifier_from_flags():
     from tfrestore.classifiers import load_classifier
     f = flags.FLAGS
     return load_classifier(f.classifier, weights=f.weights, seed=f.weights_seed,
-                           preprocessing=f.preprocessing)
+                           preprocessing=f.preprocessing, labels=f.labels)
 
 
 def _user_errors():

@@ -38,7 +38,17 @@ def load_keras_file(path, preprocessing="raw", labels=None):
                       labels=labels, weights=os.path.abspath(path))
 
 
-def load_classifier(name, weights="imagenet", seed=0, input_size=None, preprocessing=None):
+def _read_labels(labels):
+    if isinstance(labels, str):
+        if not os.path.exists(labels):
+            raise WeightsError(f"Labels file '{labels}' does not exist.")
+        with open(labels) as f:
+            return [line.strip() for line in f if line.strip()]
+    return labels
+
+
+def load_classifier(name, weights="imagenet", seed=0, input_size=None, preprocessing=None,
+                    labels=None):
     """Build a `Classifier` by name or from a `.keras` / `.tflite` file.
 
     Args:
@@ -47,17 +57,19 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
         "random" (seeded by `seed`), or a path to a weights file.
       seed: seed for random weights.
       input_size: square input size for convolution-only use (drops the head).
-      preprocessing: override of the preprocessing preset (`PRESETS`) for `.keras` files.
+      preprocessing: override of the preprocessing preset (`PRESETS`) for `.keras` and
+        `.tflite` files.
+      labels: a labels file (one per line) or list, for `.keras` and `.tflite` files.
     """
     if name.endswith(".tflite"):
         if not os.path.exists(name):
             raise WeightsError(f"TFLite file '{name}' does not exist.")
         from tfrestore.classifiers.tflite import load_tflite
-        return load_tflite(name)
+        return load_tflite(name, labels=labels, preprocessing=preprocessing)
     if name.endswith(".keras"):
         if not os.path.exists(name):
             raise WeightsError(f"Keras model file '{name}' does not exist.")
-        return load_keras_file(name, preprocessing or "raw")
+        return load_keras_file(name, preprocessing or "raw", labels=_read_labels(labels))
     if name in _OWN:
         from tfrestore.classifiers.alexnet import load_alexnet
         return load_alexnet(weights=weights, seed=seed, caffenet=(name == "caffenet"))

@@ -156,11 +156,20 @@ class PriorTerm(Term):
     def __init__(self, fn, at=IMAGE, weight=1.0, name=None):
         super().__init__(name or f"prior:{getattr(fn, 'name', type(fn).__name__)}", weight, at)
         self.fn = fn
+        # 0 switches the term off without retracing the compiled step (two-phase runs:
+        # feature loss alone first, then with the priors; see `prior_start`).
+        self.gate = tf.Variable(1.0, trainable=False, name="prior_gate")
 
     def __call__(self, x):
         e = tf.convert_to_tensor(self.fn(x))
         e = tf.cast(e, tf.float32)
-        return e if e.shape.rank == 1 else _sum_per_image(e)
+        return self.gate * (e if e.shape.rank == 1 else _sum_per_image(e))
+
+    def describe(self):
+        d = super().describe()
+        if hasattr(self.fn, "describe"):
+            d["prior"] = self.fn.describe()
+        return d
 
 
 class Objective:

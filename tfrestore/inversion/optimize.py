@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrestore.io import cap_steps
-from tfrestore.inversion.objectives import (AlphaNorm, FeatureLoss, Objective, RangePrior,
-                                           TotalVariation)
+from tfrestore.inversion.objectives import (AlphaNorm, FeatureLoss, Objective, PriorTerm,
+                                           RangePrior, TotalVariation)
 from tfrestore.inversion import summaries
 from tfrestore.inversion.schedules import PiecewiseConstant, step_boundaries
 from tfrestore.inversion.transforms import (draw_shift, effective_sigma, jitter,
@@ -139,6 +139,8 @@ class PreimageOptimizer:
         steps = cap_steps(s.steps if steps is None else steps)
         lr_schedule = PiecewiseConstant(s.lr_boundaries, s.lr_values)
         jitter_off = step_boundaries([s.jitter_off], steps)[0]
+        prior_on = step_boundaries([s.prior_start], steps)[0] if s.prior_start else 0
+        gates = [t.gate for t in self.objective.terms if isinstance(t, PriorTerm)]
         log_every = log_every or max(1, steps // 20)
         stream = stream or sys.stdout
         writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
@@ -150,6 +152,9 @@ class PreimageOptimizer:
                 self.reset_momentum()  # M&V 2015: momentum restarts at each lr change
             prev_lr = lr
             shift = s.jitter if i < jitter_off else 0
+            if gates and i in (0, prior_on):
+                for g in gates:
+                    g.assign(1.0 if i >= prior_on else 0.0)
             total, values = self.step(tf.constant(lr, tf.float32),
                                       tf.constant(shift, tf.int32))
             if (i + 1) % log_every == 0 or i + 1 == steps:

@@ -62,6 +62,8 @@ class InversionSettings:
     sigma: float = 0.0                     # sigma-scaling of the variable; 0 = off (1)
     init_std: float = 80.0 / 6.5           # std of the Gaussian noise start, 0-255 units
     image_mean: list = field(default_factory=lambda: list(IMAGENET_MEAN_RGB))
+    prior_start: float = 0.0               # fraction of the run before learned priors
+                                           # switch on (two-phase schedule); 0 = from start
 
     def replace(self, **overrides):
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
