@@ -27,7 +27,13 @@ flags.DEFINE_string("layer", None, "Layer to invert (thesis alias or Keras name,
 flags.DEFINE_string("images", "astronaut", "Image file, folder, scikit-image photo name or "
                     "tfds:NAME:SPLIT:COUNT (comma-separated list allowed).")
 flags.DEFINE_integer("limit", None, "Invert at most this many images.")
-flags.DEFINE_string("method", "optimisation", "Reconstruction method (optimisation).")
+flags.DEFINE_string("method", "optimisation", "Reconstruction method: optimisation, "
+                    "network (a trained inverter, --inverter) or hybrid (the inverter's "
+                    "output as the start of the optimisation).")
+flags.DEFINE_string("inverter", None, "Trained inverter (.keras, bin/train_inverter.py) "
+                    "for --method=network/hybrid.")
+flags.DEFINE_float("hybrid_lr_scale", 0.1, "--method=hybrid: multiplies the preset's "
+                   "learning rates (the start is already close).")
 flags.DEFINE_enum("preset", "mv2016", ["mv2016", "mv2015"], "Settings of a paper.")
 flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's; "
                      "$TFRESTORE_MAX_STEPS caps it). Schedules scale with the run length.")
@@ -87,6 +93,26 @@ def _perceptual():
         return None, str(e)
 
 
+def _run_inverter(clf, images, settings):
+    """--method=network|hybrid as an `InversionResult`, so the outputs are the same."""
+    from tfrestore.inversion import InversionResult
+    from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
+                                     reconstruct_with_network)
+    inverter = load_inverter(FLAGS.inverter)
+    if FLAGS.method == "network":
+        net = reconstruct_with_network(inverter, clf, FLAGS.layer, images)
+        result = InversionResult(net.reconstructions, settings, 0, net.seconds)
+    else:
+        net = reconstruct_hybrid(inverter, clf, FLAGS.layer, images, settings,
+                                 lr_scale=FLAGS.hybrid_lr_scale, verbose=True,
+                                 summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
+        result = net.optimisation
+        result.seconds = net.seconds
+        result.settings = settings.replace(lr_values=net.settings["optimisation"]["lr_values"])
+    result.inverter = dict(net.settings, path=os.path.abspath(FLAGS.inverter))
+    return result
+
+
 @cli.exit_on_user_error
 def main(argv):
     del argv
@@ -94,16 +120,23 @@ def main(argv):
     from tfrestore.data import load_images
     from tfrestore.inversion import invert, write_run
     from tfrestore.metrics import evaluate_reconstructions
-    if FLAGS.method != "optimisation":
-        raise ValueError(f"Unknown --method '{FLAGS.method}' (available: optimisation).")
+    if FLAGS.method not in ("optimisation", "network", "hybrid"):
+        raise ValueError(f"Unknown --method '{FLAGS.method}' (available: optimisation, "
+                         f"network, hybrid).")
+    if FLAGS.method != "optimisation" and not FLAGS.inverter:
+        raise ValueError(f"--method={FLAGS.method} needs --inverter=PATH.keras (train one "
+                         f"with bin/train_inverter.py).")
     clf = load_classifier(FLAGS.classifier, weights=FLAGS.weights, seed=FLAGS.weights_seed,
                           input_size=FLAGS.input_size, preprocessing=FLAGS.preprocessing)
     settings = _settings(clf)  # resolves --layer: UnknownLayerError lists valid names
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     print(f"Inverting {len(loaded)} image(s) from {clf.name} {FLAGS.layer} "
           f"({settings.preset}, weights {clf.weights})", flush=True)
-    result = invert(clf, loaded.images, settings, log_every=FLAGS.log_every,
-                    summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
+    if FLAGS.method != "optimisation":
+        result = _run_inverter(clf, loaded.images, settings)
+    else:
+        result = invert(clf, loaded.images, settings, log_every=FLAGS.log_every,
+                        summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
     perceptual, note = _perceptual()
     metrics = evaluate_reconstructions(clf, loaded.images, result.reconstructions,
                                        FLAGS.layer, perceptual=perceptual)
@@ -112,6 +145,8 @@ def main(argv):
                   perceptual_network=(perceptual.describe() if perceptual else
                                       FLAGS.perceptual_network + " (skipped)"),
                   final_terms={k: v.tolist() for k, v in result.final_terms.items()})
+    if FLAGS.method != "optimisation":
+        record["inverter"] = result.inverter
     path = write_run(FLAGS.output_dir, loaded.images, result.reconstructions, loaded.paths,
                      record, metrics, notes=[note] if note else [], figures=FLAGS.figures,
                      title=f"{clf.name} {FLAGS.layer} {settings.preset}")

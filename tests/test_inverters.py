@@ -121,6 +121,14 @@ def test_data_split_is_held_out(data):
     np.testing.assert_allclose(data.scales[0], np.mean(data.train[0] ** 2), rtol=1e-5)
 
 
+def test_split_needs_a_training_image():
+    from tfrestore.inverters import split_indices
+    tr, va = split_indices(10, 3, seed=1)
+    assert len(tr) == 7 and len(va) == 3 and not set(tr) & set(va)
+    with pytest.raises(ValueError, match="need at least one training image"):
+        split_indices(6, 6)
+
+
 def test_batch_indices_are_epochs_of_permutations():
     idx = batch_indices(10, 4, 7, seed=3)
     assert idx.shape == (7, 4)

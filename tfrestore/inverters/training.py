@@ -267,7 +267,7 @@ class Trainer:
         n = len(self.data.val[0])
         return {k: v / n for k, v in sums.items()}
 
-    def train(self, until=None):
+    def train(self, until=None, verbose=False):
         """Run (or resume) training to `config.steps`; returns the history list.
 
         `until` stops early after that step (as an interruption would; the schedule and
@@ -296,6 +296,9 @@ class Trainer:
             if record:
                 self.history.append(record)
                 self._summaries(record)
+                if verbose:
+                    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in record.items()), flush=True)
             if self.manager and (s % cfg.checkpoint_every == 0 or s == stop):
                 self.manager.save(checkpoint_number=s)
         if self.writer:
@@ -308,7 +311,16 @@ class Trainer:
         with self.writer.as_default(step=record["step"]):
             for k, v in record.items():
                 if k not in ("step", "time_s"):
-                    tf.summary.scalar(k, v)
+                    scalar_summary(k, v)
+
+
+def scalar_summary(name, value):
+    """`tf.summary.scalar` without needing the tensorboard package installed: the same
+    summary (float32 scalar tagged for TensorBoard's scalars plugin), written by core TF."""
+    from tensorflow.core.framework import summary_pb2
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    return tf.summary.write(name, tf.constant(value, tf.float32), metadata=meta)
 
 
 def save_stack(stack, path):
