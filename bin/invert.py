@@ -66,12 +66,18 @@ flags.DEFINE_integer("jitter", None, "T: max translation in pixels.")
 flags.DEFINE_float("jitter_off", None, "Fraction of the run after which jitter stops.")
 flags.DEFINE_float("sigma", None, "sigma-scaling of the variable (2015); 0 = off.")
 flags.DEFINE_float("init_std", None, "Std of the Gaussian noise start (0-255 units).")
+flags.DEFINE_float("prior_start", None, "Fraction of the run with the feature loss alone "
+                   "before the --prior terms switch on (two-phase schedule).")
+flags.DEFINE_multi_string("prior", [], "A learned prior as PATH[@LAYER][:WEIGHT] (LAYER "
+                          "'image' by default), repeatable, e.g. "
+                          "--prior=checkpoints/foe_8x8x3_512.keras@image:1e-5 "
+                          "--prior=fmap.keras@expanded_conv_3_add:1e-4.")
 flags.mark_flags_as_required(["layer", "output_dir"])
 FLAGS = flags.FLAGS
 
 OVERRIDES = ("optimizer", "momentum", "feature_weight", "range_alpha", "range_weight", "bound",
              "bound_factor", "tv_beta", "tv_V", "tv_per_pixel", "tv_weight", "alpha_norm",
-             "alpha_weight", "jitter", "jitter_off", "sigma", "init_std")
+             "alpha_weight", "jitter", "jitter_off", "sigma", "init_std", "prior_start")
 
 
 def _settings(clf):
@@ -93,7 +99,7 @@ def _perceptual():
         return None, str(e)
 
 
-def _run_inverter(clf, images, settings):
+def _run_inverter(clf, images, settings, terms):
     """--method=network|hybrid as an `InversionResult`, so the outputs are the same."""
     from tfrestore.inversion import InversionResult
     from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
@@ -104,7 +110,7 @@ def _run_inverter(clf, images, settings):
         result = InversionResult(net.reconstructions, settings, 0, net.seconds)
     else:
         net = reconstruct_hybrid(inverter, clf, FLAGS.layer, images, settings,
-                                 lr_scale=FLAGS.hybrid_lr_scale, verbose=True,
+                                 extra_terms=terms, lr_scale=FLAGS.hybrid_lr_scale, verbose=True,
                                  summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
         result = net.optimisation
         result.seconds = net.seconds
@@ -119,6 +125,7 @@ def main(argv):
     from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
     from tfrestore.inversion import invert, write_run
+    from tfrestore.inversion.learned import describe_specs, prior_terms
     from tfrestore.metrics import evaluate_reconstructions
     if FLAGS.method not in ("optimisation", "network", "hybrid"):
         raise ValueError(f"Unknown --method '{FLAGS.method}' (available: optimisation, "
@@ -129,13 +136,17 @@ def main(argv):
     clf = load_classifier(FLAGS.classifier, weights=FLAGS.weights, seed=FLAGS.weights_seed,
                           input_size=FLAGS.input_size, preprocessing=FLAGS.preprocessing)
     settings = _settings(clf)  # resolves --layer: UnknownLayerError lists valid names
+    terms = prior_terms(clf, FLAGS.prior)  # checked against the layers they attach to
+    if terms and FLAGS.method == "network":
+        raise ValueError("--prior has no effect with --method=network; use --method=hybrid.")
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     print(f"Inverting {len(loaded)} image(s) from {clf.name} {FLAGS.layer} "
           f"({settings.preset}, weights {clf.weights})", flush=True)
     if FLAGS.method != "optimisation":
-        result = _run_inverter(clf, loaded.images, settings)
+        result = _run_inverter(clf, loaded.images, settings, terms)
     else:
-        result = invert(clf, loaded.images, settings, log_every=FLAGS.log_every,
+        result = invert(clf, loaded.images, settings, extra_terms=terms,
+                        log_every=FLAGS.log_every,
                         summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
     perceptual, note = _perceptual()
     metrics = evaluate_reconstructions(clf, loaded.images, result.reconstructions,
@@ -147,6 +158,8 @@ def main(argv):
                   final_terms={k: v.tolist() for k, v in result.final_terms.items()})
     if FLAGS.method != "optimisation":
         record["inverter"] = result.inverter
+    if terms:
+        record["priors"] = describe_specs(terms)
     path = write_run(FLAGS.output_dir, loaded.images, result.reconstructions, loaded.paths,
                      record, metrics, notes=[note] if note else [], figures=FLAGS.figures,
                      title=f"{clf.name} {FLAGS.layer} {settings.preset}")

@@ -3,6 +3,8 @@
 Sources (`load_images` accepts a list mixing them):
   * an image file (JPEG, PNG, BMP, GIF; grey and RGBA become RGB),
   * a folder of such files (sorted by name),
+  * a list file ending in .txt: one image path per line, relative to the list's folder
+    (fixed evaluation splits; lines starting with # are comments),
   * a scikit-image bundled photograph by name ("astronaut", "chelsea", "coffee", ...),
   * a tensorflow-datasets split as "tfds:NAME[:SPLIT[:COUNT]]", e.g. "tfds:imagenette:validation:10".
 Every image has its short side resized to the target and is centre-cropped.
@@ -14,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageInputError", "LoadedImages", "list_image_files",
-           "load_image", "load_images", "resize_and_crop", "skimage_photo_names",
+           "load_image", "load_images", "read_image_list", "resize_and_crop", "skimage_photo_names",
            "tfds_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -96,6 +98,22 @@ def list_image_files(folder):
     return files
 
 
+def read_image_list(list_file):
+    """Paths listed in a .txt file (one per line, relative to the file's folder)."""
+    folder = os.path.dirname(os.path.abspath(list_file))
+    with open(list_file) as f:
+        lines = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+    if not lines:
+        raise ImageInputError(f"Image list '{list_file}' is empty.")
+    paths = [l if os.path.isabs(l) else os.path.normpath(os.path.join(folder, l))
+             for l in lines]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise ImageInputError(f"Image list '{list_file}' names {len(missing)} missing "
+                              f"file(s), e.g. '{missing[0]}'.")
+    return paths
+
+
 def _skimage_photo(name):
     import skimage.data
     return _to_rgb(getattr(skimage.data, name)())
@@ -149,6 +167,12 @@ def load_images(sources, size, limit=None):
             imgs, names = tfds_images(src, size)
             images += imgs
             paths += names
+        elif src.endswith(".txt") and os.path.isfile(src):
+            for f in read_image_list(src):
+                if limit and len(images) >= limit:
+                    break
+                images.append(resize_and_crop(load_image(f), size))
+                paths.append(f)
         elif os.path.isdir(src):
             for f in list_image_files(src):
                 if limit and len(images) >= limit:

@@ -1,0 +1,95 @@
+"""Compare reconstruction methods layer by layer: the table and figure of the thesis question.
+
+  python bin/compare.py --config=results/compare/mobilenet_v2.json \
+      --images=results/splits/test.txt --limit=20 --steps=200 --output=results/compare/mobilenet_v2
+
+The config (JSON) names the classifier, the layers and the methods (see
+`tfrestore/inversion/methods.py`). Writes OUTPUT.json (every per-image number, resumable:
+a rerun continues where an interrupted one stopped), OUTPUT.md (mean ± std per metric,
+rows methods, columns layers) and OUTPUT.png (rows methods, columns layers).
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+
+from tfrestore import cli  # noqa: E402
+
+flags.DEFINE_string("config", None, "Comparison config (JSON): classifier, weights, "
+                    "weights_seed, layers, methods.")
+flags.DEFINE_string("images", None, "Test images (file, folder, .txt list, ...); never "
+                    "used to train a prior or tune a weight.")
+flags.DEFINE_integer("limit", 20, "Number of test images.")
+flags.DEFINE_integer("steps", None, "Optimisation steps per method (default: presets').")
+flags.DEFINE_integer("seed", 0, "Seed of noise starts and jitter.")
+flags.DEFINE_list("layers", None, "Override the config's layers.")
+flags.DEFINE_list("methods", None, "Run only these methods of the config.")
+flags.DEFINE_string("perceptual_network", "vgg16", "Network of the perceptual score "
+                    "(vgg16 needs ImageNet weights; a .tflite path works offline; none).")
+flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
+flags.mark_flags_as_required(["config", "images", "output"])
+FLAGS = flags.FLAGS
+
+
+@cli.exit_on_user_error
+def main(argv):
+    del argv
+    from tfrestore.classifiers import load_classifier
+    from tfrestore.data import load_images
+    from tfrestore.inversion.comparison import markdown_table, run_comparison
+    from tfrestore.inversion.methods import methods_from_config
+    from tfrestore.io import atomic_write, environment_info
+    from tfrestore.metrics import PerceptualUnavailable, make_perceptual
+    with open(FLAGS.config) as f:
+        config = json.load(f)
+    methods = methods_from_config(config["methods"])
+    if FLAGS.methods:
+        unknown = set(FLAGS.methods) - {m.name for m in methods}
+        if unknown:
+            raise ValueError(f"--methods {sorted(unknown)} not in the config "
+                             f"({[m.name for m in methods]}).")
+        methods = [m for m in methods if m.name in FLAGS.methods]
+    layers = FLAGS.layers or config["layers"]
+    clf = load_classifier(config["classifier"], weights=config.get("weights", "imagenet"),
+                          seed=config.get("weights_seed", 0))
+    for layer in layers:
+        clf.resolve(layer)
+    loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
+    try:
+        perceptual = make_perceptual(FLAGS.perceptual_network)
+    except PerceptualUnavailable as e:
+        logging.warning("%s", e)
+        perceptual = None
+    settings = {"config": config, "perceptual_network": FLAGS.perceptual_network,
+                "classifier": clf.describe()}
+    results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
+                             FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
+                             perceptual=perceptual, settings=settings,
+                             log=lambda s: print(s, flush=True))
+    names = [m.name for m in methods]
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    env = environment_info()
+    md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
+          f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
+          f"{FLAGS.seed}; mean ± std over images. Perceptual: {FLAGS.perceptual_network}"
+          f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "
+          f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names))
+    atomic_write(FLAGS.output + ".md", md)
+    _figure(FLAGS.output, loaded.images[0], layers, names, clf.name)
+    print(md)
+
+
+def _figure(prefix, image, layers, names, title):
+    import numpy as np
+    from tfrestore.plotting import save_reconstruction_grid
+    ex = np.load(prefix + "_examples.npz")
+    rows = {n: [ex[f"{l} | {n}"][0] if f"{l} | {n}" in ex else None for l in layers]
+            for n in names}
+    save_reconstruction_grid(prefix + ".png", image, rows, layers, title=title)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,123 @@
+"""Search the weights of learned priors on a development image set, ranked by a metric.
+
+  python bin/search_weights.py \
+      --classifier=../shared/data/models/tf2_mobilenet_v2_1.0_224_ptq.tflite \
+      --layer=expanded_conv_5_add --images=results/splits/dev.txt --limit=8 \
+      --prior=checkpoints/foe_8x8x3_512.keras@image --grid=1e-6,1e-5,1e-4 \
+      --set=tv_weight=0 --set=prior_start=0.3 --steps=150 --metric=ssim \
+      --output=results/search/mnv2_image_prior
+
+Every combination of one weight per `--prior` (grid: the cartesian product of --grid;
+random: --random=N log-uniform draws in --log_range, seeded) runs as a method of the
+comparison machinery (`tfrestore.inversion.comparison`), so a search is resumable and
+reports the same metrics. Writes OUTPUT.json and OUTPUT.md (ranked).
+"""
+import itertools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from tfrestore import cli  # noqa: E402
+
+cli.define_classifier_flags()
+flags.DEFINE_list("layer", None, "Layer(s) to invert; the ranking averages over them.")
+flags.DEFINE_string("images", None, "Development images (never the test images).")
+flags.DEFINE_integer("limit", 8, "Number of development images.")
+flags.DEFINE_multi_string("prior", [], "PATH@AT of a prior whose weight is searched.")
+flags.DEFINE_list("grid", ["1e-6", "1e-5", "1e-4"], "Weights tried for every prior.")
+flags.DEFINE_integer("random", 0, "If > 0: this many random draws instead of the grid.")
+flags.DEFINE_list("log_range", ["1e-7", "1e-3"], "Range of the random draws (log-uniform).")
+flags.DEFINE_bool("include_zero", True, "Also run without the priors (the baseline).")
+flags.DEFINE_string("preset", "mv2016", "Handcrafted preset the priors are added to.")
+flags.DEFINE_multi_string("set", [], "KEY=VALUE override of an inversion setting "
+                          "(e.g. tv_weight=0, prior_start=0.3).")
+flags.DEFINE_enum("metric", "ssim", ["ssim", "psnr", "feature_error", "mse", "perceptual"],
+                  "Ranking metric.")
+flags.DEFINE_string("perceptual_network", "none", "Needed only for --metric=perceptual.")
+flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).")
+flags.DEFINE_integer("seed", 0, "Seed of noise starts, jitter and random draws.")
+flags.DEFINE_string("output", None, "Output prefix (.json, .md).")
+flags.mark_flags_as_required(["layer", "images", "prior", "output"])
+FLAGS = flags.FLAGS
+
+
+def _value(text):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def weight_combinations():
+    import numpy as np
+    n = len(FLAGS.prior)
+    if FLAGS.random:
+        lo, hi = (np.log10(float(v)) for v in FLAGS.log_range)
+        draws = 10 ** np.random.default_rng(FLAGS.seed).uniform(lo, hi, (FLAGS.random, n))
+        combos = [tuple(float(f"{w:.3g}") for w in row) for row in draws]
+    else:
+        combos = list(itertools.product([float(w) for w in FLAGS.grid], repeat=n))
+    return ([tuple([0.0] * n)] if FLAGS.include_zero else []) + combos
+
+
+@cli.exit_on_user_error
+def main(argv):
+    del argv
+    import numpy as np
+    from tfrestore.data import load_images
+    from tfrestore.inversion.comparison import markdown_table, run_comparison
+    from tfrestore.inversion.learned import parse_prior_spec
+    from tfrestore.inversion.methods import Method
+    from tfrestore.io import atomic_write, write_json
+    from tfrestore.metrics import make_perceptual
+    overrides = {}
+    for item in FLAGS.set:
+        if "=" not in item:
+            raise ValueError(f"--set '{item}': expected KEY=VALUE.")
+        k, v = item.split("=", 1)
+        overrides[k] = _value(v)
+    specs = [parse_prior_spec(p) for p in FLAGS.prior]
+    methods = []
+    for combo in weight_combinations():
+        name = "w=" + ",".join(f"{w:g}" for w in combo)
+        priors = [f"{s.path}@{s.at}:{w}" for s, w in zip(specs, combo) if w > 0]
+        methods.append(Method(name=name, preset=FLAGS.preset, overrides=overrides,
+                              priors={"*": priors}))
+    clf = cli.classifier_from_flags()
+    for layer in FLAGS.layer:
+        clf.resolve(layer)
+    methods[0].settings(clf, FLAGS.layer[0])  # bad --set keys fail before any work
+    loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
+    perceptual = make_perceptual(FLAGS.perceptual_network)
+    settings = {"priors": [f"{s.path}@{s.at}" for s in specs], "preset": FLAGS.preset,
+                "overrides": overrides, "classifier": clf.describe()}
+    results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
+                             FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
+                             perceptual=perceptual, settings=settings,
+                             log=lambda s: print(s, flush=True))
+    lower = FLAGS.metric in ("feature_error", "mse", "perceptual")
+    score = {m.name: float(np.mean([np.mean(results["cells"][f"{l} | {m.name}"]["per_image"]
+                                            [FLAGS.metric]) for l in FLAGS.layer]))
+             for m in methods}
+    ranked = sorted(score, key=lambda n: score[n], reverse=not lower)
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
+             f"Priors (weights in this order): {', '.join(settings['priors'])}. "
+             f"{len(loaded)} development images. Ranked by {FLAGS.metric} "
+             f"({'lower' if lower else 'higher'} is better), mean over images and layers.\n",
+             f"| rank | weights | {FLAGS.metric} |", "|---|---|---|"]
+    lines += [f"| {i + 1} | {n} | {score[n]:.4g} |" for i, n in enumerate(ranked)]
+    md = "\n".join(lines) + "\n\nAll metrics:\n" + markdown_table(results, FLAGS.layer, ranked)
+    atomic_write(FLAGS.output + ".md", md)
+    write_json(FLAGS.output + "_ranking.json", {"metric": FLAGS.metric, "ranking": [
+        {"weights": n, FLAGS.metric: score[n]} for n in ranked], "best": ranked[0]})
+    print(md)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,180 @@
+"""Learned priors inside pre-image optimisation; method comparison and weight search."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrestore  # noqa: F401
+from tfrestore.classifiers import Classifier
+from tfrestore.inversion import FeatureLoss, Objective, get_settings, invert
+from tfrestore.inversion.comparison import markdown_table, run_comparison
+from tfrestore.inversion.learned import parse_prior_spec, prior_terms
+from tfrestore.inversion.methods import Method, methods_from_config
+from tfrestore.priors import PatchPrior, PriorMismatchError
+
+from conftest import REPO
+
+
+def tiny_classifier():
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="c1")(inp)
+    x = keras.layers.MaxPooling2D(name="p1")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="c2")(x)
+    return Classifier("tiny", keras.Model(inp, x), "caffe")
+
+
+def save_prior(path, channels, seed=0):
+    prior = PatchPrior(3, channels, 5, expert="student_t", seed=seed,
+                       metadata={"layer": "c1" if channels == 4 else "image"})
+    prior(tf.zeros((1, 8, 8, channels)))
+    prior.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def priors(tmp_path_factory):
+    d = tmp_path_factory.mktemp("priors")
+    return save_prior(str(d / "img.keras"), 3), save_prior(str(d / "c1.keras"), 4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (2, 24, 24, 3)).astype(np.float32)
+
+
+def test_parse_prior_spec():
+    s = parse_prior_spec("dir/p.keras@expanded_conv_3_add:2.5e-5")
+    assert (s.path, s.at, s.weight) == ("dir/p.keras", "expanded_conv_3_add", 2.5e-5)
+    s = parse_prior_spec("p.keras")
+    assert (s.at, s.weight) == ("image", 1.0)
+    assert parse_prior_spec("p.keras@c2/lin:3").at == "c2/lin"
+    with pytest.raises(ValueError, match=">= 0"):
+        parse_prior_spec("p.keras@image:-1")
+
+
+def test_prior_terms_check_where_they_attach(priors):
+    clf = tiny_classifier()
+    img, c1 = priors
+    terms = prior_terms(clf, [f"{img}@image:0.5", f"{c1}@c1:2"])
+    assert [t.at for t in terms] == ["image", "c1"] and terms[1].weight == 2.0
+    with pytest.raises(PriorMismatchError, match="3 channels"):
+        prior_terms(clf, [f"{img}@c1:1"])
+    with pytest.raises(Exception, match="Valid layers"):
+        prior_terms(clf, [f"{c1}@c9:1"])
+    with pytest.raises(FileNotFoundError):
+        prior_terms(clf, ["/no/such/prior.keras@image:1"])
+
+
+def test_feature_map_prior_gradient_reaches_the_image(priors, images):
+    """d(prior at c1)/d(image) by autodiff equals a finite difference through the net."""
+    clf = tiny_classifier()
+    term = prior_terms(clf, [f"{priors[1]}@c1:1"])[0]
+    obj = Objective(clf, [term])
+    x = tf.Variable(images[:1])
+    with tf.GradientTape() as tape:
+        total, _ = obj(x)
+    g = tape.gradient(total, x).numpy()
+    assert np.abs(g).max() > 0
+    idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(g)), g.shape))
+    eps = 0.05
+    plus, minus = images[:1].copy(), images[:1].copy()
+    plus[idx] += eps
+    minus[idx] -= eps
+    fd = (float(obj(plus)[0][0]) - float(obj(minus)[0][0])) / (2 * eps)
+    np.testing.assert_allclose(g[idx], fd, rtol=2e-2)
+
+
+def test_two_phase_gate(priors, images):
+    clf = tiny_classifier()
+    terms = prior_terms(clf, [f"{priors[0]}@image:1e-3"])
+    settings = get_settings("mv2016", clf, "c2", steps=10, prior_start=0.5)
+    res = invert(clf, images, settings, extra_terms=terms, steps=10, log_every=1,
+                 verbose=False)
+    name = terms[0].name
+    before = [h["terms"][name] for h in res.history if h["step"] <= 5]
+    after = [h["terms"][name] for h in res.history if h["step"] > 5]
+    assert all(v == 0 for v in before) and all(v > 0 for v in after)
+
+
+def test_prior_lowers_its_energy_during_inversion(priors, images):
+    clf = tiny_classifier()
+    settings = get_settings("mv2016", clf, "c2", steps=15, tv_weight=0.0)
+    base = invert(clf, images, settings, steps=15, verbose=False)
+    terms = prior_terms(clf, [f"{priors[0]}@image:1e-2"])
+    with_prior = invert(clf, images, settings, extra_terms=terms, steps=15, verbose=False)
+    prior = terms[0].fn
+    assert float(tf.reduce_sum(prior(with_prior.reconstructions))) < \
+        float(tf.reduce_sum(prior(base.reconstructions)))
+
+
+def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
+    clf = tiny_classifier()
+    methods = methods_from_config({
+        "mv2016": {},
+        "learned": {"overrides": {"tv_weight": 0.0},
+                    "priors": {"*": [f"{priors[0]}@image:1e-3"],
+                               "c2": [f"{priors[0]}@image:1e-3", f"{priors[1]}@c1:1e-3"]}},
+        "network": {"inverter": {"p1": "unused.keras"}}})
+    path = str(tmp_path / "cmp.json")
+    res = run_comparison(clf, ["c1", "c2"], methods, images, ["a", "b"], path, steps=4,
+                         log=lambda s: None)
+    cells = res["cells"]
+    assert len(cells) == 6 and "skipped" in cells["c1 | network"]
+    assert cells["c2 | learned"]["record"]["priors"][1].endswith("@c1:1e-3")
+    assert len(cells["c1 | mv2016"]["per_image"]["ssim"]) == 2
+    table = markdown_table(res, ["c1", "c2"], ["mv2016", "learned", "network"])
+    assert "| mv2016 |" in table and "±" in table and "**ssim**" in table
+
+    class Exploding(Method):
+        def reconstruct(self, *a, **k):
+            raise AssertionError("a finished cell was recomputed")
+    again = run_comparison(clf, ["c1", "c2"], [Exploding(name="mv2016")], images,
+                           ["a", "b"], path, steps=4, log=lambda s: None)
+    assert again["cells"] == cells
+    with pytest.raises(ValueError, match="unknown key"):
+        methods_from_config({"x": {"prior": []}})
+
+
+def test_search_and_compare_binaries(tmp_path, priors):
+    model = tiny_classifier().model
+    clf_path = str(tmp_path / "tiny.keras")
+    model.save(clf_path)
+    env = dict(os.environ, TFRESTORE_MAX_STEPS="3")
+    out = str(tmp_path / "search")
+    res = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "search_weights.py"),
+         f"--classifier={clf_path}", "--layer=c2", "--images=chelsea,coffee", "--limit=2",
+         f"--prior={priors[0]}@image", "--grid=1e-4,1e-2", "--set=tv_weight=0",
+         "--metric=psnr", f"--output={out}"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ranking = json.load(open(out + "_ranking.json"))
+    assert {r["weights"] for r in ranking["ranking"]} == {"w=0", "w=0.0001", "w=0.01"}
+    scores = [r["psnr"] for r in ranking["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+
+    config = {"classifier": clf_path, "layers": ["c1", "c2"],
+              "methods": {"mv2016": {}, "learned": {"priors": {"*": [f"{priors[0]}@image:1e-3"]}}}}
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(config))
+    out = str(tmp_path / "cmp")
+    res = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "compare.py"), f"--config={cfg}",
+         "--images=chelsea,coffee", "--limit=2", "--perceptual_network=none",
+         f"--output={out}"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = open(out + ".md").read()
+    assert "| learned |" in md and "c2" in md
+    assert os.path.getsize(out + ".png") > 1000
+    bad = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "search_weights.py"),
+         f"--classifier={clf_path}", "--layer=c2", "--images=chelsea",
+         f"--prior={priors[0]}@image", "--set=no_such_setting=1", f"--output={out}2"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert bad.returncode == 2 and "no_such_setting" in bad.stderr

@@ -1,0 +1,90 @@
+"""Reconstruction methods by name and configuration, for comparisons and searches.
+
+A method is described by a small dict (one entry of a comparison config, JSON):
+
+    {"preset": "mv2016",                       # handcrafted settings to start from
+     "overrides": {"tv_weight": 0, "prior_start": 0.3},   # any InversionSettings field
+     "priors": {"*": ["checkpoints/foe_8x8x3_512.keras@image:1e-5"],
+                "expanded_conv_5_add": ["...@image:1e-5", "fmap.keras@expanded_conv_3_add:1e-4"]},
+     "inverter": {"expanded_conv_3_add": "checkpoints/inverter_....keras"},
+     "hybrid": false}
+
+`priors` maps the inverted layer (or "*" for any layer without its own entry) to prior
+specs `PATH@AT:WEIGHT` (see `learned.py`). With `inverter` and no `hybrid` the method is
+the inverting network alone; with `hybrid` its output starts the optimisation. Relative
+paths are relative to the current directory (the repository root), like path flags.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfrestore.inversion.learned import prior_terms
+from tfrestore.inversion.presets import get_settings
+
+__all__ = ["Method", "methods_from_config", "MethodUnavailable"]
+
+
+class MethodUnavailable(ValueError):
+    """The method has nothing for this layer (e.g. no inverter trained for it)."""
+
+
+@dataclass
+class Method:
+    name: str
+    preset: str = "mv2016"
+    overrides: dict = field(default_factory=dict)
+    priors: dict = field(default_factory=dict)
+    inverter: dict = field(default_factory=dict)
+    hybrid: bool = False
+    hybrid_lr_scale: float = 0.1
+
+    @property
+    def uses_network(self):
+        return bool(self.inverter)
+
+    def prior_specs(self, layer):
+        return list(self.priors.get(layer, self.priors.get("*", [])))
+
+    def settings(self, classifier, layer, steps=None, seed=0):
+        return get_settings(self.preset, classifier, layer, steps=steps, seed=seed,
+                            **self.overrides)
+
+    def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False):
+        """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict)."""
+        settings = self.settings(classifier, layer, steps, seed)
+        terms = prior_terms(classifier, self.prior_specs(layer))
+        record = {"method": self.name, "settings": settings.as_dict(),
+                  "priors": [str(s) for s in self.prior_specs(layer)]}
+        if self.uses_network:
+            from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
+                                             reconstruct_with_network)
+            if layer not in self.inverter:
+                raise MethodUnavailable(f"Method '{self.name}' has no inverter for '{layer}'.")
+            inverter = load_inverter(self.inverter[layer])
+            record["inverter"] = self.inverter[layer]
+            if self.hybrid:
+                net = reconstruct_hybrid(inverter, classifier, layer, images, settings,
+                                         extra_terms=terms, lr_scale=self.hybrid_lr_scale,
+                                         steps=steps, verbose=verbose)
+            else:
+                net = reconstruct_with_network(inverter, classifier, layer, images)
+            return net.reconstructions, net.seconds, record
+        from tfrestore.inversion.optimize import invert
+        start = time.perf_counter()
+        result = invert(classifier, images, settings, extra_terms=terms, verbose=verbose)
+        record["steps_run"] = result.steps
+        return result.reconstructions, time.perf_counter() - start, record
+
+
+def methods_from_config(config):
+    """{name: dict} (the "methods" entry of a comparison config) -> [Method]."""
+    known = set(Method.__dataclass_fields__) - {"name"}
+    out = []
+    for name, spec in config.items():
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"Method '{name}': unknown key(s) {sorted(unknown)}; "
+                             f"valid: {sorted(known)}.")
+        out.append(Method(name=name, **spec))
+    return out
