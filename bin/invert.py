@@ -68,6 +68,8 @@ flags.DEFINE_float("sigma", None, "sigma-scaling of the variable (2015); 0 = off
 flags.DEFINE_float("init_std", None, "Std of the Gaussian noise start (0-255 units).")
 flags.DEFINE_float("prior_start", None, "Fraction of the run with the feature loss alone "
                    "before the --prior terms switch on (two-phase schedule).")
+flags.DEFINE_float("prior_crop", None, "Evaluate learned priors on a random crop of this "
+                   "fraction of the map each step (a stochastic estimate, much cheaper); 0 = whole map.")
 flags.DEFINE_multi_string("prior", [], "A learned prior as PATH[@LAYER][:WEIGHT] (LAYER "
                           "'image' by default), repeatable, e.g. "
                           "--prior=checkpoints/foe_8x8x3_512.keras@image:1e-5 "
@@ -77,7 +79,8 @@ FLAGS = flags.FLAGS
 
 OVERRIDES = ("optimizer", "momentum", "feature_weight", "range_alpha", "range_weight", "bound",
              "bound_factor", "tv_beta", "tv_V", "tv_per_pixel", "tv_weight", "alpha_norm",
-             "alpha_weight", "jitter", "jitter_off", "sigma", "init_std", "prior_start")
+             "alpha_weight", "jitter", "jitter_off", "sigma", "init_std", "prior_start",
+             "prior_crop")
 
 
 def _settings(clf):

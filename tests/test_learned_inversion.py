@@ -178,3 +178,17 @@ def test_search_and_compare_binaries(tmp_path, priors):
          f"--prior={priors[0]}@image", "--set=no_such_setting=1", f"--output={out}2"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert bad.returncode == 2 and "no_such_setting" in bad.stderr
+
+
+def test_random_crop_estimates_the_whole_energy(priors):
+    from tfrestore.inversion import PriorTerm
+    from tfrestore.priors import load_prior
+    prior = load_prior(priors[0])
+    x = tf.constant(np.random.default_rng(3).normal(120, 40, (1, 40, 40, 3)), tf.float32)
+    full = float(PriorTerm(prior)(x)[0])
+    term = PriorTerm(prior, crop=0.4, seed=0)
+    draws = [float(term(x)[0]) for _ in range(300)]
+    assert np.std(draws) > 0  # the crop really moves
+    np.testing.assert_allclose(np.mean(draws), full, rtol=0.05)
+    with pytest.raises(ValueError, match="fraction"):
+        PriorTerm(prior, crop=1.5)

@@ -73,6 +73,9 @@ class PreimageOptimizer:
                 f"{classifier.input_shape}; load them with size={classifier.input_size[0]}.")
         self.classifier, self.settings = classifier, settings
         n, h, w, _ = images.shape
+        for t in extra_terms:
+            if isinstance(t, PriorTerm) and settings.prior_crop and not t.crop:
+                t.crop, t.seed = float(settings.prior_crop), settings.seed
         self.objective = build_objective(classifier, settings, extra_terms)
         self.objective.set_targets(images)
         self.mean = tf.constant(np.asarray(settings.image_mean, np.float32))

@@ -64,6 +64,8 @@ class InversionSettings:
     image_mean: list = field(default_factory=lambda: list(IMAGENET_MEAN_RGB))
     prior_start: float = 0.0               # fraction of the run before learned priors
                                            # switch on (two-phase schedule); 0 = from start
+    prior_crop: float = 0.0                # learned priors on a random crop of this fraction
+                                           # of the map per step (PriorTerm.crop); 0 = whole
 
     def replace(self, **overrides):
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
