@@ -38,7 +38,7 @@ def main(argv):
     del argv
     from tfrestore.cli import exit_on_user_error
     from tfrestore.priors.denoise_cli import run
-    return exit_on_user_error(lambda _: run(FLAGS, logging.info))(None)
+    exit_on_user_error(lambda _: run(FLAGS, logging.info))(None)
 
 
 if __name__ == "__main__":
