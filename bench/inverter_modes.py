@@ -33,6 +33,7 @@ flags.DEFINE_string("feature_cache", None, "npz to reuse precomputed features.")
 flags.DEFINE_string("results", "results", "Folder for the table, JSON and figure.")
 flags.DEFINE_string("checkpoints", "checkpoints", "Folder for the trained inverters.")
 flags.DEFINE_string("prefix", "inverter", "File name prefix for tables and inverters.")
+flags.DEFINE_string("name", None, "Classifier name in inverter file names (default: its own).")
 FLAGS = flags.FLAGS
 
 
@@ -55,14 +56,12 @@ def load_data(clf, levels):
     data = prepare_data(clf, levels, loaded.images, loaded.paths, num_val=FLAGS.num_val,
                         seed=FLAGS.seed)
     print(f"features in {time.time() - t:.0f}s", flush=True)
-    if cache:
-        from tfrestore.io import save_npz
+    if cache:  # plain np.savez: a private cache, uncompressed for speed
         arrays = {f"train{i}": a for i, a in enumerate(data.train)}
         arrays.update({f"val{i}": a for i, a in enumerate(data.val)})
         np.savez(cache, levels=np.asarray(levels), train_names=np.asarray(data.train_names),
                  val_names=np.asarray(data.val_names), scales=np.asarray(data.scales),
                  **arrays)
-        del save_npz
     return data
 
 
@@ -124,9 +123,10 @@ def main(argv):
         stacks[mode] = trainer.stack
         histories[mode] = hist
         results[mode] = evaluate_stack(trainer.stack, clf, data.val)
-        name = os.path.basename(clf.name).split(".")[0]
+        name = FLAGS.name or os.path.basename(clf.name).replace(".", "_")
+        label = "stacked" if mode == "solo" else mode  # solo modules are used chained
         save_stack(trainer.stack, os.path.join(FLAGS.checkpoints,
-                                               f"{FLAGS.prefix}_{name}_{mode}.keras"))
+                                               f"{FLAGS.prefix}_{name}_{label}.keras"))
     rows = []
     for mode in FLAGS.modes:
         labels = ["solo", "stacked"] if mode in ("solo", "stacked") else [mode]

@@ -325,3 +325,15 @@ def test_hybrid_starts_from_network_output(clf, photos, trained):
     moved = reconstruct_hybrid(inv, clf, "c3", images, settings, lr_scale=0.1, steps=3)
     assert moved.optimisation.steps == 3 and moved.settings["method"] == "hybrid"
     assert np.abs(moved.reconstructions - frozen.reconstructions).max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["stacked", "joint", "end_to_end"])
+def test_shipped_mobilenet_v2_inverters_load(mode):
+    path = os.path.join(REPO, "checkpoints", f"inverter_mobilenet_v2_{mode}.keras")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not shipped")
+    inv = keras.models.load_model(path)
+    assert inv.levels == ["input", "expanded_conv_3_add", "expanded_conv_5_add",
+                          "expanded_conv_12_add"]
+    out = np.asarray(inv(np.zeros((1, 14, 14, 96), np.float32)))
+    assert out.shape == (1, 224, 224, 3) and np.isfinite(out).all()
