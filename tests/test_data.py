@@ -69,3 +69,9 @@ def test_shared_imagenet_sample(shared_data):
     li = load_images(folder, 224, limit=3)
     assert li.images.shape == (3, 224, 224, 3)
     assert 0 <= li.images.min() and li.images.max() <= 255
+
+
+def test_every_listed_photo_loads():
+    from tfrestore.data import skimage_photo_names
+    li = load_images(skimage_photo_names(), 16)
+    assert li.images.shape == (len(skimage_photo_names()), 16, 16, 3)

@@ -22,7 +22,7 @@ __all__ = ["IMAGE_EXTENSIONS", "ImageInputError", "LoadedImages", "list_image_fi
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Colour or grey photographs shipped inside the scikit-image wheel (no network needed).
 _SKIMAGE_PHOTOS = ("astronaut", "camera", "cat", "chelsea", "coffee", "hubble_deep_field",
-                   "immunohistochemistry", "moon", "motorcycle_left", "retina", "rocket",
+                   "immunohistochemistry", "moon", "retina", "rocket",
                    "page", "text", "coins", "grass", "gravel", "brick", "colorwheel")
 
 
