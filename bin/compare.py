@@ -63,8 +63,9 @@ def main(argv):
     except PerceptualUnavailable as e:
         logging.warning("%s", e)
         perceptual = None
-    settings = {"config": config, "perceptual_network": FLAGS.perceptual_network,
-                "classifier": clf.describe()}
+    # Methods are recorded per cell: editing one method reruns only its cells.
+    settings = {"classifier": clf.describe(), "layers_config": config["layers"],
+                "perceptual_network": FLAGS.perceptual_network}
     results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
                              FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
                              perceptual=perceptual, settings=settings,

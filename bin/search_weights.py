@@ -27,6 +27,8 @@ flags.DEFINE_list("layer", None, "Layer(s) to invert; the ranking averages over 
 flags.DEFINE_string("images", None, "Development images (never the test images).")
 flags.DEFINE_integer("limit", 8, "Number of development images.")
 flags.DEFINE_multi_string("prior", [], "PATH@AT of a prior whose weight is searched.")
+flags.DEFINE_multi_string("fixed_prior", [], "PATH@AT:WEIGHT of a prior kept at its weight "
+                          "in every combination (e.g. the image prior found earlier).")
 flags.DEFINE_list("grid", ["1e-6", "1e-5", "1e-4"], "Weights tried for every prior.")
 flags.DEFINE_integer("random", 0, "If > 0: this many random draws instead of the grid.")
 flags.DEFINE_list("log_range", ["1e-7", "1e-3"], "Range of the random draws (log-uniform).")
@@ -85,7 +87,8 @@ def main(argv):
     methods = []
     for combo in weight_combinations():
         name = "w=" + ",".join(f"{w:g}" for w in combo)
-        priors = [f"{s.path}@{s.at}:{w}" for s, w in zip(specs, combo) if w > 0]
+        priors = list(FLAGS.fixed_prior) + [f"{s.path}@{s.at}:{w}"
+                                            for s, w in zip(specs, combo) if w > 0]
         methods.append(Method(name=name, preset=FLAGS.preset, overrides=overrides,
                               priors={"*": priors}))
     clf = cli.classifier_from_flags()
@@ -95,6 +98,7 @@ def main(argv):
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     perceptual = make_perceptual(FLAGS.perceptual_network)
     settings = {"priors": [f"{s.path}@{s.at}" for s in specs], "preset": FLAGS.preset,
+                "fixed_priors": list(FLAGS.fixed_prior),
                 "overrides": overrides, "classifier": clf.describe()}
     results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
                              FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
@@ -107,7 +111,8 @@ def main(argv):
     ranked = sorted(score, key=lambda n: score[n], reverse=not lower)
     cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
-             f"Priors (weights in this order): {', '.join(settings['priors'])}. "
+             f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
+             f"{', '.join(FLAGS.fixed_prior) or 'none'}. "
              f"{len(loaded)} development images. Ranked by {FLAGS.metric} "
              f"({'lower' if lower else 'higher'} is better), mean over images and layers.\n",
              f"| rank | weights | {FLAGS.metric} |", "|---|---|---|"]

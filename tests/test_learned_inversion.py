@@ -137,6 +137,12 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
     again = run_comparison(clf, ["c1", "c2"], [Exploding(name="mv2016")], images,
                            ["a", "b"], path, steps=4, log=lambda s: None)
     assert again["cells"] == cells
+    # a changed method definition reruns that method's cells only
+    changed = Method(name="mv2016", overrides={"tv_weight": 0.5})
+    third = run_comparison(clf, ["c1"], [changed], images, ["a", "b"], path, steps=4,
+                           log=lambda s: None)
+    assert third["cells"]["c1 | mv2016"]["spec"]["overrides"] == {"tv_weight": 0.5}
+    assert third["cells"]["c1 | learned"] == cells["c1 | learned"]
     with pytest.raises(ValueError, match="unknown key"):
         methods_from_config({"x": {"prior": []}})
 

@@ -1,10 +1,11 @@
 """Method comparison: every method at every layer on one image set, resumable.
 
 Results accumulate in a JSON file written atomically after each (layer, method) cell;
-a rerun with the same settings skips the cells it already has, so an interrupted
-comparison resumes where it stopped. `markdown_table` renders mean ± std per metric,
+a rerun with the same settings skips the cells it already has for unchanged methods, so
+an interrupted comparison resumes where it stopped and a changed method is rerun alone. `markdown_table` renders mean ± std per metric,
 rows = methods, columns = layers.
 """
+import dataclasses
 import json
 import os
 
@@ -29,7 +30,8 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
       layers: layer names to invert.
       methods: `Method`s.
       images: [N, H, W, 3] RGB 0-255 test images; paths: their names.
-      results_path: JSON file; existing cells with equal `settings` are reused.
+      results_path: JSON file; existing cells with equal `settings` and an unchanged
+        method definition are reused.
       keep_examples: reconstructions of the first images kept for figures (in an .npz
         beside the JSON).
     """
@@ -44,13 +46,16 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
         if old.get("settings") == json.loads(json.dumps(settings)):
             results = old
             log(f"Resuming: {len(results['cells'])} cell(s) already in {results_path}")
+        else:
+            log(f"Settings differ from {results_path}: starting afresh")
     examples_path = os.path.splitext(results_path)[0] + "_examples.npz"
     examples = dict(np.load(examples_path)) if os.path.exists(examples_path) and \
         results["cells"] else {}
     for layer in layers:
         for method in methods:
             key = _cell_key(layer, method.name)
-            if key in results["cells"]:
+            spec = json.loads(json.dumps(dataclasses.asdict(method)))
+            if results["cells"].get(key, {}).get("spec") == spec:
                 continue
             try:
                 rec, seconds, record = method.reconstruct(classifier, layer, images,
@@ -58,12 +63,12 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             except MethodUnavailable as e:
                 log(f"{key}: skipped ({e})")
                 results["cells"][key] = {"layer": layer, "method": method.name,
-                                         "skipped": str(e)}
+                                         "spec": spec, "skipped": str(e)}
                 write_json(results_path, results)
                 continue
             metrics = evaluate_reconstructions(classifier, images, rec, layer,
                                                perceptual=perceptual)
-            cell = {"layer": layer, "method": method.name, "seconds": seconds,
+            cell = {"layer": layer, "method": method.name, "spec": spec, "seconds": seconds,
                     "record": record,
                     "per_image": {k: np.asarray(v).tolist() for k, v in metrics.items()}}
             results["cells"][key] = cell
