@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfrestore.io import cap_steps
 from tfrestore.inversion.objectives import (AlphaNorm, FeatureLoss, Objective, PriorTerm,
                                            RangePrior, TotalVariation)
-from tfrestore.inversion import summaries
+from tfrestore import summaries
 from tfrestore.inversion.schedules import PiecewiseConstant, step_boundaries
 from tfrestore.inversion.transforms import (draw_shift, effective_sigma, jitter,
                                            project_bound)

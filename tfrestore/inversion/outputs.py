@@ -14,7 +14,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfrestore.inversion import summaries
+from tfrestore import summaries
 from tfrestore.io import environment_info, save_npz, save_png, write_json
 
 __all__ = ["write_run", "image_stem"]

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import summaries
 from tfrestore.io import cap_steps, environment_info, write_json
 
 __all__ = ["MODES", "TrainConfig", "FeatureData", "compute_features", "split_indices",
@@ -311,16 +312,7 @@ class Trainer:
         with self.writer.as_default(step=record["step"]):
             for k, v in record.items():
                 if k not in ("step", "time_s"):
-                    scalar_summary(k, v)
-
-
-def scalar_summary(name, value):
-    """`tf.summary.scalar` without needing the tensorboard package installed: the same
-    summary (float32 scalar tagged for TensorBoard's scalars plugin), written by core TF."""
-    from tensorflow.core.framework import summary_pb2
-    meta = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    return tf.summary.write(name, tf.constant(value, tf.float32), metadata=meta)
+                    summaries.scalar(k, v)
 
 
 def save_stack(stack, path):

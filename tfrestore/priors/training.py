@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import summaries
 from tfrestore.priors.score_matching import score_matching_loss
 
 __all__ = ["TrainConfig", "thesis_schedule", "train_prior", "filter_mosaic",
@@ -65,31 +66,6 @@ def _order(n, batch_size, seed, start_step, steps):
     order = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
     off = (start_step - first * per_epoch) * batch_size
     return order[off:off + (steps - start_step) * batch_size].astype(np.int64)
-
-
-def _metadata(plugin, data_class):
-    from tensorflow.core.framework import summary_pb2
-    md = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin))
-    md.data_class = data_class
-    return md.SerializeToString()
-
-
-def _scalar(tag, value, step):
-    """TensorBoard scalar written with core TF only (works without the tensorboard package)."""
-    from tensorflow.core.framework import summary_pb2
-    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                     metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
-
-
-def _image(tag, image, step):
-    """TensorBoard image ([1, H, W, 3] in [0, 1]) in the images plugin's PNG format."""
-    from tensorflow.core.framework import summary_pb2
-    img = np.clip(np.round(np.asarray(image)[0] * 255), 0, 255).astype(np.uint8)
-    png = tf.io.encode_png(img)
-    tensor = tf.stack([tf.as_string(img.shape[1]), tf.as_string(img.shape[0]), png])
-    tf.summary.write(tag, tensor, step=step,
-                     metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
 
 
 def filter_mosaic(filters, weights=None, max_filters=64):
@@ -197,10 +173,10 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
         step_var.assign(step)
         if writer and (step % cfg.log_every == 0 or step == cfg.steps):
             with writer.as_default():
-                _scalar("loss/total", last[0], step)
-                _scalar("loss/trace_term", last[1], step)
-                _scalar("loss/norm_term", last[2], step)
-                _scalar("learning_rate", float(opt.learning_rate), step)
+                summaries.scalar("loss/total", last[0], step)
+                summaries.scalar("loss/trace_term", last[1], step)
+                summaries.scalar("loss/norm_term", last[2], step)
+                summaries.scalar("learning_rate", float(opt.learning_rate), step)
         if step % cfg.log_every == 0:
             hist["train"].append((step, *map(float, last)))
         stop = False
@@ -219,10 +195,10 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
                 f"[{(step - start) / max(time.time() - t0, 1e-9):.1f} steps/s]")
             if writer:
                 with writer.as_default():
-                    _scalar("val/total", v[0], step)
-                    _scalar("val/trace_term", v[1], step)
-                    _scalar("val/norm_term", v[2], step)
-                    _image("filters", filter_mosaic(prior.image_space_filters(),
+                    summaries.scalar("val/total", v[0], step)
+                    summaries.scalar("val/trace_term", v[1], step)
+                    summaries.scalar("val/norm_term", v[2], step)
+                    summaries.image("filters", filter_mosaic(prior.image_space_filters(),
                                                     np.asarray(prior.alpha())), step)
             if cfg.patience and bad_evals.numpy() >= cfg.patience:
                 log(f"early stopping at step {step}: no validation improvement in "
