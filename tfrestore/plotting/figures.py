@@ -150,7 +150,9 @@ def save_reconstruction_grid(path, images, rows, col_titles, diff=False, title=N
             if img is not None:
                 ax.imshow(to_unit_rgb(img), interpolation="nearest")
             else:
-                ax.axis("off")
+                # Keep the axis (its y-label names the row) but draw nothing in it.
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
             if i == 0:
                 ax.set_title(str(col_titles[j]), fontsize=9)
             if j == 0:
