@@ -30,6 +30,8 @@ flags.DEFINE_list("methods", None, "Run only these methods of the config.")
 flags.DEFINE_string("perceptual_network", "vgg16", "Network of the perceptual score "
                     "(vgg16 needs ImageNet weights; a .tflite path works offline; none).")
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
+flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
+                  "OUTPUT.json (missing cells show as -).")
 flags.mark_flags_as_required(["config", "images", "output"])
 FLAGS = flags.FLAGS
 
@@ -66,12 +68,17 @@ def main(argv):
     # Methods are recorded per cell: editing one method reruns only its cells.
     settings = {"classifier": clf.describe(), "layers_config": config["layers"],
                 "perceptual_network": FLAGS.perceptual_network}
-    results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
-                             FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
-                             perceptual=perceptual, settings=settings,
-                             log=lambda s: print(s, flush=True))
+    if FLAGS.render_only:
+        with open(FLAGS.output + ".json") as f:
+            results = json.load(f)
+    else:
+        results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
+                                 FLAGS.output + ".json", steps=FLAGS.steps,
+                                 seed=FLAGS.seed, perceptual=perceptual, settings=settings,
+                                 log=lambda s: print(s, flush=True))
     names = [m.name for m in methods]
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] +
+                               [a for a in sys.argv[1:] if a != "--render_only"])
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
