@@ -95,7 +95,7 @@ def main(argv):
                      t["full"] / t["bare"]))
         print(f"{clf.name} {layer}: bare {t['bare'] * 1e3:.1f} ms, full {t['full'] * 1e3:.1f} "
               f"ms, ratio {t['full'] / t['bare']:.3f}", flush=True)
-    lines = [f"# Pre-image optimisation step cost\n\nCommand: `nice -n 10 python "
+    lines = [f"# Pre-image optimisation step cost\n\nCommand: `python "
              f"{' '.join(sys.argv)}`\n\nMedian of {FLAGS.steps} timed steps (after 3 warm-up) "
              f"per variant, batch {FLAGS.batch}, interleaved in blocks of 5, one process, "
              f"2 CPU cores shared with other jobs. full = mv2016 step (feature loss, range "
