@@ -178,6 +178,14 @@ def test_search_and_compare_binaries(tmp_path, priors):
     md = open(out + ".md").read()
     assert "| learned |" in md and "c2" in md
     assert os.path.getsize(out + ".png") > 1000
+    os.remove(out + ".md")
+    res = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "compare.py"), f"--config={cfg}",
+         "--images=chelsea,coffee", "--limit=2", "--perceptual_network=none",
+         f"--output={out}", "--render_only"], capture_output=True, text=True, cwd=REPO,
+        env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert open(out + ".md").read() == md  # same table, nothing recomputed
     bad = subprocess.run(
         [sys.executable, os.path.join(REPO, "bin", "search_weights.py"),
          f"--classifier={clf_path}", "--layer=c2", "--images=chelsea",
