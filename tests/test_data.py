@@ -75,3 +75,17 @@ def test_every_listed_photo_loads():
     from tfrestore.data import skimage_photo_names
     li = load_images(skimage_photo_names(), 16)
     assert li.images.shape == (len(skimage_photo_names()), 16, 16, 3)
+
+
+def test_image_list_file(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        write_png(tmp_path / "imgs" / f"{i}.png", np.full((10, 12, 3), i * 40, np.uint8))
+    lst = tmp_path / "list.txt"
+    lst.write_text("# a comment\nimgs/2.png\nimgs/0.png\n")
+    li = load_images(str(lst), 8)
+    assert [p.split("/")[-1] for p in li.paths] == ["2.png", "0.png"]
+    np.testing.assert_allclose(li.images[0], 80.0, atol=1e-3)
+    (tmp_path / "bad.txt").write_text("imgs/9.png\n")
+    with pytest.raises(ImageInputError, match="missing"):
+        load_images(str(tmp_path / "bad.txt"), 8)

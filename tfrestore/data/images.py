@@ -167,14 +167,9 @@ def load_images(sources, size, limit=None):
             imgs, names = tfds_images(src, size)
             images += imgs
             paths += names
-        elif src.endswith(".txt") and os.path.isfile(src):
-            for f in read_image_list(src):
-                if limit and len(images) >= limit:
-                    break
-                images.append(resize_and_crop(load_image(f), size))
-                paths.append(f)
-        elif os.path.isdir(src):
-            for f in list_image_files(src):
+        elif os.path.isdir(src) or (src.endswith(".txt") and os.path.isfile(src)):
+            files = list_image_files(src) if os.path.isdir(src) else read_image_list(src)
+            for f in files:
                 if limit and len(images) >= limit:
                     break
                 images.append(resize_and_crop(load_image(f), size))
