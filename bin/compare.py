@@ -77,8 +77,7 @@ def main(argv):
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,
                                  log=lambda s: print(s, flush=True))
     names = [m.name for m in methods]
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] +
-                               [a for a in sys.argv[1:] if a != "--render_only"])
+    cmd = cli.command_line().replace(" --render_only", "")
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "

@@ -125,7 +125,6 @@ def _run_inverter(clf, images, settings, terms):
 @cli.exit_on_user_error
 def main(argv):
     del argv
-    from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
     from tfrestore.inversion import invert, write_run
     from tfrestore.inversion.learned import describe_specs, prior_terms
@@ -136,8 +135,7 @@ def main(argv):
     if FLAGS.method != "optimisation" and not FLAGS.inverter:
         raise ValueError(f"--method={FLAGS.method} needs --inverter=PATH.keras (train one "
                          f"with bin/train_inverter.py).")
-    clf = load_classifier(FLAGS.classifier, weights=FLAGS.weights, seed=FLAGS.weights_seed,
-                          input_size=FLAGS.input_size, preprocessing=FLAGS.preprocessing)
+    clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
     settings = _settings(clf)  # resolves --layer: UnknownLayerError lists valid names
     terms = prior_terms(clf, FLAGS.prior)  # checked against the layers they attach to
     if terms and FLAGS.method == "network":

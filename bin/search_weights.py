@@ -109,7 +109,7 @@ def main(argv):
                                             [FLAGS.metric]) for l in FLAGS.layer]))
              for m in methods}
     ranked = sorted(score, key=lambda n: score[n], reverse=not lower)
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    cmd = cli.command_line()
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
              f"{', '.join(FLAGS.fixed_prior) or 'none'}. "

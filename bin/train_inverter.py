@@ -76,13 +76,11 @@ def _strategy():
 def main(argv):
     del argv
     strategy = _strategy()  # before anything initialises TensorFlow's devices
-    from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
     from tfrestore.inverters import (TrainConfig, Trainer, build_stack, evaluate_stack,
                                      prepare_data, resolve_blocks, save_stack, train_info)
     from tfrestore.io import write_json
-    clf = load_classifier(FLAGS.classifier, weights=FLAGS.weights, seed=FLAGS.weights_seed,
-                          input_size=FLAGS.input_size, preprocessing=FLAGS.preprocessing)
+    clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
     blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     cfg = TrainConfig(mode=FLAGS.mode, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
                       lr=FLAGS.lr, schedule=FLAGS.schedule, seed=FLAGS.seed,

@@ -1,10 +1,11 @@
 """Flags and error handling shared by the absl binaries in bin/."""
+import os
 import sys
 
 from absl import flags, logging
 
-__all__ = ["define_classifier_flags", "classifier_from_flags", "exit_on_user_error",
-           "USER_ERRORS"]
+__all__ = ["define_classifier_flags", "classifier_from_flags", "command_line",
+           "exit_on_user_error"]
 
 
 def define_classifier_flags():
@@ -23,11 +24,18 @@ def define_classifier_flags():
                         "label per line in output order.")
 
 
-def classifier_from_flags():
+def classifier_from_flags(input_size=None):
+    """The classifier named by the flags of `define_classifier_flags` (all of them)."""
     from tfrestore.classifiers import load_classifier
     f = flags.FLAGS
     return load_classifier(f.classifier, weights=f.weights, seed=f.weights_seed,
-                           preprocessing=f.preprocessing, labels=f.labels)
+                           input_size=input_size, preprocessing=f.preprocessing,
+                           labels=f.labels)
+
+
+def command_line():
+    """The command as run, for the header of a results file."""
+    return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
 
 
 def _user_errors():

@@ -110,7 +110,7 @@ class Classifier:
             else:
                 points[layer.name] = layer.name
         # "<X>/lin" for every layer whose activation was split off.
-        for canonical, kname in list(points.items()):
+        for canonical in list(points):
             if "/" in canonical:
                 base = canonical.split("/")[0]
                 points[f"{base}/lin"] = base

@@ -17,7 +17,6 @@ paths are relative to the current directory (the repository root), like path fla
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from tfrestore.inversion.learned import prior_terms
 from tfrestore.inversion.presets import get_settings
