@@ -28,7 +28,6 @@ caffe-tensorflow re-orders the 9216 rows from Caffe's (c, h, w) flattening to Te
 file loads without any further permutation.
 """
 import io
-import os
 
 import keras
 import numpy as np

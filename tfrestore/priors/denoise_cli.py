@@ -2,7 +2,6 @@
 import os
 import sys
 
-import numpy as np
 
 __all__ = ["run_denoising_benchmark", "run"]
 

@@ -8,7 +8,6 @@ of an uninterrupted one. The checkpoint holds the prior, the optimizer (moments,
 the step and the early-stopping state (best validation loss, its weights, patience count).
 """
 import dataclasses
-import os
 import time
 
 import keras
