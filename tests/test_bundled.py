@@ -117,3 +117,45 @@ def test_classify_binary_defaults_to_the_bundled_network(tmp_path):
                           "--images=coffee", "--weights=random"],
                          capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert bad.returncode == 2 and "random is not available" in bad.stderr
+
+
+def test_every_data_file_of_the_package_is_declared(monkeypatch):
+    """`pip install .` (not editable) copies only declared package data: every non-Python
+    file inside tfrestore/ must match setup.py's package_data for its package."""
+    import fnmatch
+    import setuptools
+    captured = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kw: captured.update(kw))
+    with open(os.path.join(REPO, "setup.py")) as f:
+        exec(compile(f.read(), "setup.py", "exec"), {"__name__": "__main__"})
+    declared = captured["package_data"]
+    missing = []
+    for folder, dirs, files in os.walk(os.path.join(REPO, "tfrestore")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        package = os.path.relpath(folder, REPO).replace(os.sep, ".")
+        for name in files:
+            if name.endswith(".py") or name.startswith("."):
+                continue
+            if not any(fnmatch.fnmatch(name, pat) for pat in declared.get(package, [])):
+                missing.append(os.path.join(package, name))
+    assert missing == []
+    assert "tf2_mobilenet_v2_1.0_224_ptq.tflite" in os.listdir(
+        os.path.dirname(bundled_path(NAME)))
+
+
+def test_readme_figure_command(tmp_path):
+    """bench/readme_figure.py end to end (2 steps, 2 depths), and its resume."""
+    env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="", TFRESTORE_MAX_STEPS="2")
+    cmd = [sys.executable, os.path.join(REPO, "bench", "readme_figure.py"),
+           "--layers=Conv2d_0_0,expanded_conv_3_add", f"--output={tmp_path / 'fig.png'}",
+           f"--work_dir={tmp_path / 'work'}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = json.loads((tmp_path / "fig.json").read_text())
+    assert [d["layer"] for d in meta["depths"]] == ["Conv2d_0_0", "expanded_conv_3_add"]
+    assert all(d["steps"] == 2 for d in meta["depths"]) and meta["steps"] == 400
+    assert meta["depths"][1]["shape"] == [56, 56, 24]
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert again.returncode == 0 and again.stdout.count("resumed from") == 2
+    assert json.loads((tmp_path / "fig.json").read_text())["depths"] == meta["depths"]
