@@ -82,6 +82,12 @@ def test_weights_other_than_the_files_are_an_error(weights):
     assert load_bundled(NAME, weights=bundled_path(NAME)).name == "tf2_mobilenet_v2_1.0_224_ptq"
 
 
+def test_input_size_other_than_the_files_is_an_error():
+    assert load_classifier(NAME, input_size=224).input_size == (224, 224)
+    with pytest.raises(ValueError, match="224x224 images only"):
+        load_classifier(NAME, input_size=64)
+
+
 def test_agrees_with_the_tflite_interpreter_on_photographs(clf, photos):
     """Independent reference: TensorFlow's TFLite interpreter on the same uint8 pixels."""
     images = np.round(photos.images)

@@ -53,6 +53,15 @@ def _read_labels(labels):
     return labels
 
 
+def _fixed_size(clf, input_size):
+    """A TFLite network has one input size: another one is an error, not silently ignored."""
+    if input_size and tuple(clf.input_size) != (int(input_size), int(input_size)):
+        raise ValueError(f"{clf.name} takes {clf.input_size[0]}x{clf.input_size[1]} images "
+                         f"only; --input_size={input_size} applies to keras.applications "
+                         f"networks (omit it here).")
+    return clf
+
+
 def load_classifier(name, weights="imagenet", seed=0, input_size=None, preprocessing=None,
                     labels=None):
     """Build a `Classifier` by name or from a `.keras` / `.tflite` file.
@@ -73,13 +82,15 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
         if not os.path.exists(name):
             raise WeightsError(f"TFLite file '{name}' does not exist.")
         from tfrestore.classifiers.tflite import load_tflite
-        return load_tflite(name, labels=labels, preprocessing=preprocessing)
+        return _fixed_size(load_tflite(name, labels=labels, preprocessing=preprocessing),
+                           input_size)
     if name.endswith(".keras"):
         if not os.path.exists(name):
             raise WeightsError(f"Keras model file '{name}' does not exist.")
         return load_keras_file(name, preprocessing or "raw", labels=_read_labels(labels))
     if name in BUNDLED:
-        return load_bundled(name, weights=weights, preprocessing=preprocessing, labels=labels)
+        return _fixed_size(load_bundled(name, weights=weights, preprocessing=preprocessing,
+                                        labels=labels), input_size)
     if name in _OWN:
         from tfrestore.classifiers.alexnet import load_alexnet
         return load_alexnet(weights=weights, seed=seed, caffenet=(name == "caffenet"))
