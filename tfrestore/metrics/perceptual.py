@@ -116,7 +116,11 @@ def _load(setting):
 
 
 def _auto():
-    """VGG16 if its weights are cached (no download is tried), else the bundled network."""
+    """VGG16 if its weights are cached, else the bundled network.
+
+    Nothing is downloaded unless the cached file fails Keras's hash check (Keras then fetches
+    it again; offline that fails and the bundled network is used, with the reason recorded).
+    """
     from tfrestore.classifiers import WeightsError
     cached = vgg16_weights_cached()
     if cached is None:
