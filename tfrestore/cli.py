@@ -9,11 +9,13 @@ __all__ = ["define_classifier_flags", "classifier_from_flags", "command_line",
 
 
 def define_classifier_flags():
-    flags.DEFINE_string("classifier", "vgg16",
-                        "Network name (vgg16, alexnet, caffenet, mobilenet_v2, resnet50, "
+    flags.DEFINE_string("classifier", "mobilenet_v2_tflite",
+                        "Network name (mobilenet_v2_tflite: the bundled ImageNet MobileNetV2, "
+                        "offline; vgg16, alexnet, caffenet, mobilenet_v2, resnet50, "
                         "inception_v3, ...) or a path to a .keras or .tflite classifier.")
     flags.DEFINE_string("weights", "imagenet",
-                        "imagenet (downloaded and cached by Keras), random (seeded by "
+                        "imagenet (downloaded and cached by Keras; for mobilenet_v2_tflite "
+                        "the bundled file's own), random (seeded by "
                         "--weights_seed) or a path (.weights.h5, .keras, .npy, .tflite).")
     flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
     flags.DEFINE_string("preprocessing", None,
