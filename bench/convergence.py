@@ -103,7 +103,7 @@ def render(folder, reference, header):
     names = list(dict.fromkeys(c["candidate"] for c in cells))
     by = {(c["candidate"], c["layer"]): c for c in cells}
     lines = [header, "", "| candidate | layer | steps | feature error | SSIM | ref. feature error "
-             f"| ref. SSIM | images with FE <= ref | seconds | converged |", "|" + "---|" * 10]
+             "| ref. SSIM | images with FE <= ref | seconds | converged |", "|" + "---|" * 10]
     for layer in layers:
         ref = by.get((reference, layer))
         for name in names:

@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "environment_info",
+__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "save_keras", "environment_info",
            "cap_steps", "MAX_STEPS_ENV"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
@@ -66,6 +66,23 @@ def save_npz(path, **arrays):
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write(path, buf.getvalue())
+
+
+def save_keras(model, path, what="Models"):
+    """Save a Keras model as `.keras` atomically (a temporary folder beside it, then rename)."""
+    import shutil
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"{what} are saved as .keras files; got '{path}'.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmpdir = tempfile.mkdtemp(dir=folder, prefix=".tmp-")
+    try:
+        tmp = os.path.join(tmpdir, "model.keras")
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
 
 
 def save_png(path, rgb):

@@ -183,6 +183,20 @@ class Classifier:
         inp = keras.Input(self.input_shape, name="rgb")
         return keras.Model(inp, net(self.preprocessing(inp)), name=f"{self.name}_features")
 
+    def features(self, images, layers, batch_size=16):
+        """{layer: [N, ...] float32} of RGB 0-255 `images`, computed in batches on the
+        network cut at the deepest layer (the one batched feature extraction)."""
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        model = self.feature_model(layers)
+        out = {l: [] for l in layers}
+        images = np.asarray(images, np.float32)
+        for i in range(0, len(images), batch_size):
+            feats = model(images[i:i + batch_size], training=False)
+            feats = feats if isinstance(feats, (list, tuple)) else [feats]
+            for l, f in zip(layers, feats):
+                out[l].append(np.asarray(f, np.float32))
+        return {l: np.concatenate(v, 0) for l, v in out.items()}
+
     # ------------------------------------------------------------------ images
     def preprocess(self, rgb):
         return self.preprocessing(rgb)

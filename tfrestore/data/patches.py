@@ -33,14 +33,17 @@ class PatchData:
                 "val_images": [os.path.basename(n) for n in self.val_names]}
 
 
-def split_by_image(names, val_fraction=0.1, seed=0, val_names=None):
-    """Indices (train, val) of a split of whole images.
+def split_by_image(names, val_fraction=0.1, seed=0, val_names=None, num_val=None):
+    """Indices (train, val) of a split of whole images: the one train/validation split of
+    the package (priors, DAEs, inverters).
 
     Args:
       names: one name (path) per image.
-      val_fraction: share of images held out (used when `val_names` is None).
-      seed: seed of the random choice of validation images.
+      val_fraction: share of images held out (used when `val_names`, `num_val` are None).
+      seed: seed of the random choice of validation images (the first n_val of a seeded
+        permutation).
       val_names: explicit held-out images, matched by base name (e.g. "n01440764_tench.JPEG").
+      num_val: the number of held-out images (instead of `val_fraction`).
     """
     n = len(names)
     if val_names:
@@ -50,8 +53,8 @@ def split_by_image(names, val_fraction=0.1, seed=0, val_names=None):
         if missing:
             raise ValueError(f"Validation images not among the inputs: {sorted(missing)[:5]}")
     else:
-        n_val = int(round(val_fraction * n))
-        if val_fraction > 0 and n_val == 0 and n > 1:
+        n_val = int(num_val) if num_val is not None else int(round(val_fraction * n))
+        if num_val is None and val_fraction > 0 and n_val == 0 and n > 1:
             n_val = 1
         val = sorted(np.random.default_rng(seed).permutation(n)[:n_val].tolist())
     train = [i for i in range(n) if i not in set(val)]

@@ -4,7 +4,7 @@ A callback sees the engine at the start and end of the run and after every step 
 `StepLogs`, converted to NumPy only when read). Each callback reads the logs only at its
 own interval, so a quiet run does not pay for conversions.
 """
-import os
+import sys
 import time
 
 import keras
@@ -48,21 +48,33 @@ class LambdaCallback(Callback):
 
 
 class ProgressBar(Callback):
-    """keras.utils.Progbar with time left and the mean loss terms, every `every` steps."""
+    """Progress with time left and the mean loss terms, every `every` steps:
+    keras.utils.Progbar on a terminal, one plain line per update in a log file."""
 
-    def __init__(self, every=None, verbose=1, label=None):
+    def __init__(self, every=None, verbose=1, label=None, stream=None):
         self.every, self.verbose, self.label = every, verbose, label
+        self.stream = stream or sys.stdout
 
     def on_run_begin(self, engine):
-        self.every_ = self.every or max(1, engine.steps // 50)
+        self.every_ = self.every or max(1, engine.steps // (50 if self._tty() else 20))
         if self.label:
-            print(self.label, flush=True)
+            print(self.label, file=self.stream, flush=True)
         self.bar = None
-        self.start = engine.start_step
+        self.start, self.t0 = engine.start_step, time.time()
+
+    def _tty(self):
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def on_step_end(self, engine, logs):
         if logs.step % self.every_ == 0 or logs.step == engine.steps or engine.stop_reason:
             values = logs.means()
+            if not self._tty():
+                elapsed = time.time() - self.t0
+                left = elapsed / max(1, logs.step - self.start) * (engine.steps - logs.step)
+                terms = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+                print(f"step {logs.step}/{engine.steps} {terms} ({elapsed:.0f}s elapsed, "
+                      f"~{left:.0f}s left)", file=self.stream, flush=True)
+                return
             if self.bar is None:
                 # Stateful: show the current values, not averages over updates.
                 self.bar = keras.utils.Progbar(engine.steps, verbose=self.verbose,

@@ -12,11 +12,9 @@ transformed (jittered) image and the image priors the untransformed one; after e
 image is projected onto the per-pixel bound B+.
 """
 import copy
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 
 from tfrestore import engine as E
 from tfrestore.io import cap_steps

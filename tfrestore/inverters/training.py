@@ -19,7 +19,6 @@ batch order is a pure function of (seed, step) so that a run resumed from a
 `tf.train.CheckpointManager` checkpoint is identical to an uninterrupted one.
 """
 import dataclasses
-import os
 import time
 
 import keras
@@ -80,26 +79,21 @@ class FeatureData:
 def compute_features(classifier, levels, images, batch_size=16):
     """[preprocessed images, features at levels[1]...] for RGB 0-255 `images`."""
     names = [l for l in levels if l != "input"]
-    model = classifier.feature_model(names) if names else None
-    out = [[] for _ in levels]
-    for i in range(0, len(images), batch_size):
-        rgb = tf.convert_to_tensor(images[i:i + batch_size], tf.float32)
-        out[0].append(np.asarray(classifier.preprocess(rgb)))
-        if model is not None:
-            feats = model(rgb, training=False)
-            feats = feats if isinstance(feats, (list, tuple)) else [feats]
-            for j, f in enumerate(feats):
-                out[j + 1].append(np.asarray(f))
-    return [np.concatenate(o, 0).astype(np.float32) for o in out]
+    images = np.asarray(images, np.float32)
+    pre = np.concatenate([np.asarray(classifier.preprocess(images[i:i + batch_size]))
+                          for i in range(0, len(images), batch_size)], 0)
+    feats = classifier.features(images, names, batch_size) if names else {}
+    return [pre.astype(np.float32)] + [feats[n] for n in names]
 
 
 def split_indices(n, num_val, seed=0):
-    """(train, val) index arrays: a seeded random `num_val` images held out."""
+    """(train, val) index arrays: a seeded random `num_val` images held out
+    (`tfrestore.data.patches.split_by_image`, the one train/validation split)."""
+    from tfrestore.data.patches import split_by_image
     if not 0 <= num_val < n:
         raise ValueError(f"Cannot hold out {num_val} of {n} images for validation; "
                          f"need at least one training image.")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[num_val:]), np.sort(perm[:num_val])
+    return split_by_image(list(range(n)), seed=seed, num_val=num_val)
 
 
 def prepare_data(classifier, levels, images, names, num_val=0, val_images=None,
@@ -316,21 +310,15 @@ class Trainer:
 
 
 def save_stack(stack, path):
-    """Save an inverter as `.keras` atomically (temporary file, then rename)."""
-    if not path.endswith(".keras"):
-        raise ValueError(f"Inverters are saved as .keras files; got '{path}'.")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    stack.save(tmp)
-    os.replace(tmp, path)
-    return path
+    """Save an inverter as `.keras` atomically (`tfrestore.io.save_keras`)."""
+    from tfrestore.io import save_keras
+    return save_keras(stack, path, what="Inverters")
 
 
 def _ssim_psnr(a, b):
-    a = tf.constant(np.clip(a, 0, 255), tf.float32)
-    b = tf.constant(np.clip(b, 0, 255), tf.float32)
-    return (tf.image.ssim(a, b, 255.0).numpy(), tf.image.psnr(a, b, 255.0).numpy())
+    from tfrestore.metrics import image_metrics
+    m = image_metrics(a, np.clip(b, 0, 255))
+    return m["ssim"], m["psnr"]
 
 
 def evaluate_stack(stack, classifier, features, batch_size=16):

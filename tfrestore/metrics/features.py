@@ -21,15 +21,7 @@ def normalised_feature_error(features, target):
 def feature_errors(classifier, images, reconstructions, layers, batch_size=16):
     """{layer: [N] normalised feature error} of reconstructions vs images (RGB 0-255)."""
     layers = [layers] if isinstance(layers, str) else list(layers)
-    model = classifier.feature_model(layers)
-    out = {l: [] for l in layers}
     rec = np.clip(np.asarray(reconstructions, np.float32), 0, 255)
-    images = np.asarray(images, np.float32)
-    for i in range(0, len(images), batch_size):
-        ft = model(images[i:i + batch_size], training=False)
-        fr = model(rec[i:i + batch_size], training=False)
-        if len(layers) == 1:
-            ft, fr = [ft], [fr]
-        for l, a, b in zip(layers, fr, ft):
-            out[l].append(normalised_feature_error(a, b).numpy())
-    return {l: np.concatenate(v) for l, v in out.items()}
+    target = classifier.features(images, layers, batch_size)
+    got = classifier.features(rec, layers, batch_size)
+    return {l: normalised_feature_error(got[l], target[l]).numpy() for l in layers}

@@ -64,13 +64,15 @@ def difference_images(image, recon):
       image, recon: [H, W, 3] RGB 0-255.
     Returns:
       (colour_diff, abs_diff), both [H, W, 3] in [0, 1]:
-      colour_diff = 0.5 + 0.5 * (recon - image) / max|recon - image| (grey = no error);
-      abs_diff = |recon - image| / max|recon - image| (black = no error).
+      colour_diff = 0.5 + 0.5 * (image - recon) / max|image - recon| (grey = no error;
+        as the seed defines it: where the reconstruction has less blue, the picture is
+        blue);
+      abs_diff = |image - recon| / max|image - recon| (black = no error).
     """
     image, recon = _check_rgb("image", image), _check_rgb("recon", recon)
     if image.shape != recon.shape:
         raise ValueError(f"image {image.shape} and recon {recon.shape} differ in shape.")
-    diff = recon - image
+    diff = image - recon
     m = float(np.max(np.abs(diff)))
     colour = symmetric_rescale(diff, m)
     absd = np.abs(diff) / m if m > 0 else np.zeros_like(diff)

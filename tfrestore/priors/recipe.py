@@ -1,8 +1,6 @@
 """End-to-end recipe behind `bin/train_prior.py`: images (or feature maps) -> patches ->
 statistics and whitening -> score matching -> saved `.keras` prior, figure and JSON record."""
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -28,19 +26,9 @@ def save_filter_figure(prior, path, log=print, max_filters=256):
 
 
 def save_prior(prior, path):
-    """Save a prior as `.keras` atomically (temporary file in the same folder, then rename)."""
-    if not path.endswith(".keras"):
-        raise ValueError(f"Prior output '{path}' must end in .keras.")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmpdir = tempfile.mkdtemp(dir=folder, prefix=".tmp-")
-    try:
-        tmp = os.path.join(tmpdir, "prior.keras")
-        prior.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return path
+    """Save a prior as `.keras` atomically (`tfrestore.io.save_keras`)."""
+    from tfrestore.io import save_keras
+    return save_keras(prior, path, what="Priors")
 
 
 def train_patch_prior(images, output, image_size=128, max_images=0, classifier=None,

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrestore import summaries
+from tfrestore.plotting.mosaic import filter_mosaic
 from tfrestore.priors.score_matching import score_matching_loss
 
 __all__ = ["TrainConfig", "thesis_schedule", "train_prior", "filter_mosaic",
@@ -65,28 +66,6 @@ def _order(n, batch_size, seed, start_step, steps):
     order = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
     off = (start_step - first * per_epoch) * batch_size
     return order[off:off + (steps - start_step) * batch_size].astype(np.int64)
-
-
-def filter_mosaic(filters, weights=None, max_filters=64):
-    """[1, H, W, 3] image tiling [N, ph, pw, C] filters sorted by weight (TensorBoard)."""
-    f = np.asarray(filters, np.float32)
-    if weights is not None:
-        f = f[np.argsort(-np.asarray(weights))]
-    f = f[:max_filters]
-    if f.shape[-1] not in (1, 3):
-        f = f.mean(-1, keepdims=True)
-    if f.shape[-1] == 1:
-        f = np.repeat(f, 3, -1)
-    m = np.abs(f).reshape(len(f), -1).max(1).reshape(-1, 1, 1, 1) + 1e-12
-    f = 0.5 + 0.5 * f / m
-    n, ph, pw, _ = f.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.ones((rows * (ph + 1) + 1, cols * (pw + 1) + 1, 3), np.float32)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out[1 + r * (ph + 1):1 + r * (ph + 1) + ph, 1 + c * (pw + 1):1 + c * (pw + 1) + pw] = f[i]
-    return out[None]
 
 
 def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=print):
