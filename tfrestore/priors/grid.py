@@ -44,8 +44,7 @@ class GridEstimate:
     def grid_energy(self, x, offset):
         """s² × the energy at the grid positions with `offset` (oy, ox) (ints or tensors), [B]."""
         s = self.stride
-        e = self.prior.energy_map(x[:, offset[0]:, offset[1]:, :], strides=s)
-        return float(s * s) * tf.reduce_sum(e, axis=[1, 2])
+        return float(s * s) * self.prior.energy(x[:, offset[0]:, offset[1]:, :], strides=s)
 
     def _exact(self, x):
         ph, pw = self.patch_size

@@ -275,8 +275,18 @@ class PatchPrior(keras.Model):
         e = -tf.reduce_sum(self.alpha() * self.expert.G(s), axis=-1)
         return tf.reduce_sum(e, axis=1) if self.layout == "channelwise" else e
 
+    def energy(self, x, strides=1):
+        """Energies [B], summed over the patch positions (those of a stride grid if > 1).
+
+        Equal to summing `energy_map`, but Σ_positions G(s) runs as one XLA-fused kernel
+        forward and backward (`Expert.sum_G`): the expert nonlinearity on every response
+        is what made a full-image prior slow.
+        """
+        s = self.responses(x, strides)
+        return -tf.reduce_sum(self.alpha() * self.expert.sum_G(s), axis=-1)
+
     def call(self, x):
-        return tf.reduce_sum(self.energy_map(x), axis=[1, 2])
+        return self.energy(x)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],)
