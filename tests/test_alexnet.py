@@ -15,7 +15,7 @@ import keras
 
 from tfrestore.classifiers import WeightsError, load_classifier
 from tfrestore.classifiers import alexnet as ax
-from tfrestore.classifiers.layers import LRN
+from tfrestore.classifiers.layers import LRN, SplitGroupConv2D
 
 # ----------------------------------------------------------------- NumPy Caffe reference
 
@@ -321,32 +321,78 @@ def test_lrn_config_and_keras_file(tmp_path):
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
 
 
-def test_grouped_conv_and_its_gradients_match_split_convs():
-    """Conv2D(groups=2) == two convolutions on the channel halves, values and gradients."""
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((2, 9, 9, 6)).astype(np.float32))
-    conv = keras.layers.Conv2D(8, 3, groups=2)
+@pytest.mark.parametrize("groups", [2, 3])
+def test_split_group_conv_equals_grouped_conv2d(groups):
+    """SplitGroupConv2D == Conv2D(groups=g) with the same weights: values and gradients."""
+    rng = np.random.default_rng(groups)
+    x = tf.constant(rng.standard_normal((2, 9, 9, 2 * groups)).astype(np.float32))
+    conv = keras.layers.Conv2D(4 * groups, 3, groups=groups, padding="same")
+    split = SplitGroupConv2D(4 * groups, 3, groups=groups, padding="same")
     conv.build(x.shape)
-    conv.kernel.assign(rng.standard_normal(conv.kernel.shape).astype(np.float32))
+    split.build(x.shape)
+    assert split.kernel.shape == conv.kernel.shape == (3, 3, 2, 4 * groups)
+    conv.set_weights([rng.standard_normal(w.shape).astype(np.float32)
+                      for w in conv.get_weights()])
+    split.set_weights(conv.get_weights())
 
-    def split(t, k):
-        a = tf.nn.conv2d(t[..., :3], k[..., :4], 1, "VALID")
-        b = tf.nn.conv2d(t[..., 3:], k[..., 4:], 1, "VALID")
-        return tf.concat([a, b], -1)
+    # Independent reference: each output group from its own input channels only.
+    xn, kn = x.numpy(), conv.kernel.numpy()
+    want = np.concatenate([tf.nn.conv2d(xn[..., 2 * g:2 * g + 2], kn[..., 4 * g:4 * g + 4], 1,
+                                        "SAME").numpy() for g in range(groups)], -1)
+    want += conv.bias.numpy()
 
     @tf.function
-    def both(t):
-        with tf.GradientTape(persistent=True) as tape:
+    def value_and_grads(layer, t):
+        with tf.GradientTape() as tape:
             tape.watch(t)
-            y1 = conv(t)
-            y2 = split(t, conv.kernel) + conv.bias
-            l1, l2 = tf.reduce_sum(y1 ** 2), tf.reduce_sum(y2 ** 2)
-        return (y1, y2, tape.gradient(l1, [t, conv.kernel]), tape.gradient(l2, [t, conv.kernel]))
+            y = layer(t)
+            loss = tf.reduce_sum(y ** 2)
+        return y, tape.gradient(loss, [t, layer.kernel, layer.bias])
 
-    y1, y2, g1, g2 = both(x)
-    assert rel_err(y1.numpy(), y2.numpy()) < 1e-5
+    y1, g1 = value_and_grads(conv, x)
+    y2, g2 = value_and_grads(split, x)
+    assert rel_err(y2.numpy(), want) < 1e-5
+    assert rel_err(y1.numpy(), want) < 1e-5
     for a, b in zip(g1, g2):
-        assert rel_err(a.numpy(), b.numpy()) < 1e-5
+        assert rel_err(b.numpy(), a.numpy()) < 1e-5
+    # The groups really are separate: a change in group 0's inputs leaves group 1 alone.
+    x2 = xn.copy()
+    x2[..., :2] += 1.0
+    d = np.asarray(split(x2)) - np.asarray(split(xn))
+    assert np.abs(d[..., :4]).max() > 0.1 and np.abs(d[..., 4:]).max() == 0
+
+
+def test_grouped_layers_are_split_and_old_keras_files_load(classifiers, tmp_path):
+    """conv2/4/5 use SplitGroupConv2D; a .keras saved with Conv2D(groups=2) still loads."""
+    clf = classifiers["alexnet"]
+    for name in ("conv2", "conv4", "conv5"):
+        layer = clf.model.get_layer(name)
+        assert isinstance(layer, SplitGroupConv2D) and layer.groups == 2
+    assert clf.model.get_layer("conv3").groups == 1
+    # An AlexNet as built before the split layer existed: every conv a Keras Conv2D.
+    old = ax.build_alexnet(random_weights=False)
+    inp = keras.Input((227, 227, 3))
+    x = inp
+    for layer in old.layers[1:]:
+        if isinstance(layer, SplitGroupConv2D):
+            cfg = layer.get_config()
+            layer = keras.layers.Conv2D.from_config(cfg)
+        x = layer(x)
+    old = keras.Model(inp, x)
+    ax.set_alexnet_weights(old, ax.alexnet_weights(clf))
+    assert type(old.get_layer("conv5")) is keras.layers.Conv2D
+    path = str(tmp_path / "old_alexnet.keras")
+    old.save(path)
+    again = load_classifier("alexnet", weights=path)
+    img = np.random.default_rng(1).uniform(0, 255, (1, 227, 227, 3)).astype(np.float32)
+    a = clf.feature_model(["conv5/lin"])(img)
+    b = again.feature_model(["conv5/lin"])(img)
+    assert rel_err(np.asarray(b), np.asarray(a)) < 1e-5
+    # And a .keras of the split model round-trips as SplitGroupConv2D.
+    path = str(tmp_path / "split_alexnet.keras")
+    clf.model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    assert isinstance(loaded.get_layer("conv5"), SplitGroupConv2D)
 
 
 def test_preprocessing_options():

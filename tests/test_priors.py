@@ -210,3 +210,28 @@ def test_feature_map_patches_through_classifier(rng):
     np.testing.assert_allclose(fm_relu, np.maximum(fm, 0), atol=1e-5)
     pats = extract_patches(list(fm), (3, 3), 10, 0)
     assert pats.shape == (10, 3, 3, 5)
+
+
+@pytest.mark.parametrize("name", ["logistic", "student_t"])
+@pytest.mark.parametrize("rank", [4, 5])
+def test_fused_expert_sums_equal_plain_sums_and_gradients(name, rank, rng):
+    """Expert.sum_G (XLA-fused forward and backward) == Σ_positions G(s) by plain autodiff."""
+    e = get_expert(name)
+    shape = (2, 3, 4, 5) if rank == 4 else (2, 2, 3, 4, 5)
+    s = rng.standard_normal(shape) * 3
+    s.flat[:4] = [1e30, -1e20, 0.0, 1e5]              # stable for huge responses too
+    axes = list(range(1, rank - 1))
+    dy = tf.constant(rng.standard_normal((2, 5)).astype(np.float32))
+    for dtype, rtol in ((tf.float32, 1e-5), (tf.float64, 1e-12)):
+        st = tf.constant(s, dtype)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(st)
+            fused = e.sum_G(st)
+            plain = tf.reduce_sum(e.G(st), axis=axes)
+            lf = tf.reduce_sum(fused * tf.cast(dy, dtype))
+            lp = tf.reduce_sum(plain * tf.cast(dy, dtype))
+        assert fused.shape == (2, 5)
+        np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=rtol)
+        gf, gp = tape.gradient(lf, st).numpy(), tape.gradient(lp, st).numpy()
+        np.testing.assert_allclose(gf, gp, rtol=rtol, atol=1e-30)
+        assert np.all(np.isfinite(gf)) and np.abs(gf).max() > 0.01

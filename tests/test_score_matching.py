@@ -82,3 +82,44 @@ def test_score_matching_recovers_ica_mixing(expert, sources):
     # Untrained random filters are not unmixing (so the test can fail).
     fresh = PatchPrior((2, 2), 1, d, expert=expert, centre=False, seed=3)
     assert amari_index((wh.matrix @ fresh.model_filters().numpy()).T @ a) > 0.1
+
+
+@pytest.mark.parametrize("expert", ["logistic", "student_t"])
+def test_folded_normalisation_equals_normalised_filters(expert, rng):
+    """normalize=True on raw filters == the plain objective on w / ‖w‖: values and gradients."""
+    e = get_expert(expert)
+    d, n, t = 6, 9, 40
+    x = tf.constant(rng.standard_normal((t, d)) * 2)
+    w = tf.Variable(rng.standard_normal((d, n)) * rng.uniform(0.1, 5, n))  # non-unit columns
+    alpha = tf.constant(rng.uniform(0.2, 2.0, n))
+    with tf.GradientTape(persistent=True) as tape:
+        wn = w / tf.sqrt(tf.reduce_sum(tf.square(w), axis=0, keepdims=True) + 1e-12)
+        ref = score_matching_loss(x, wn, alpha, e)
+        got = score_matching_loss(x, w, alpha, e, normalize=True)
+    for a, b in zip(got, ref):
+        assert float(a) == pytest.approx(float(b), rel=1e-10)
+    np.testing.assert_allclose(tape.gradient(got[0], w), tape.gradient(ref[0], w), rtol=1e-9,
+                               atol=1e-12)
+    # Without normalisation the objective differs (the test can tell them apart).
+    assert abs(float(score_matching_loss(x, w, alpha, e)[0]) - float(ref[0])) > 1e-3
+
+
+@pytest.mark.parametrize("layout", ["full", "separable"])
+@pytest.mark.parametrize("jit", [True, False])
+def test_compiled_value_and_gradients_match_tape(layout, jit, rng):
+    """What training uses (XLA, folded normalisation) == autodiff of the plain objective."""
+    from tfrestore.priors.score_matching import value_and_gradients
+    d = 12
+    prior = PatchPrior((2, 2), 3, 7, layout=layout, dim=d, seed=3)
+    x = tf.constant(rng.standard_normal((50, d)).astype(np.float32))
+    params = prior.trainable_parameters()
+    (j, t1, t2), grads = value_and_gradients(prior.raw_filters, prior.alpha, prior.expert,
+                                             params, jit_compile=jit)(x)
+    with tf.GradientTape() as tape:
+        ref = score_matching_loss(x, prior.model_filters(), prior.alpha(), prior.expert)
+    ref_grads = tape.gradient(ref[0], params)
+    for a, b in zip((j, t1, t2), ref):
+        assert float(a) == pytest.approx(float(b), rel=1e-5, abs=1e-6)
+    for a, b in zip(grads, ref_grads):
+        b = np.asarray(b)
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5 * np.abs(b).max())

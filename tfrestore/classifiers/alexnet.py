@@ -17,6 +17,9 @@ implementation in tests/test_alexnet.py):
 Caffe pads symmetrically, so every "pad p" is an explicit ZeroPadding2D(p) before a
 VALID convolution. Caffe's pooling rounds output sizes up, TensorFlow's down; for
 AlexNet's sizes (55, 27, 13) both give the same (27, 13, 6), so VALID pooling is exact.
+The grouped convolutions (conv2, conv4, conv5) are `SplitGroupConv2D` layers: Conv2D's
+kernel shape and the same outputs, but one plain convolution per group, because
+TensorFlow's grouped-convolution gradient is slow on CPU (bench/bench_alexnet_groups.py).
 
 Weights: `bvlc_alexnet.npy`, the widely used conversion of the Caffe model by
 caffe-tensorflow (distributed by M. Guerzhoy): a pickled dict
@@ -34,7 +37,7 @@ import numpy as np
 
 from tfrestore.classifiers.applications import imagenet_labels
 from tfrestore.classifiers.base import Classifier
-from tfrestore.classifiers.layers import LRN
+from tfrestore.classifiers.layers import LRN, SplitGroupConv2D
 from tfrestore.classifiers.preprocessing import Preprocessing
 from tfrestore.classifiers.weights import (WeightsError, imagenet_unavailable,
                                           parse_weights, random_init)
@@ -96,8 +99,9 @@ def _conv(x, name, init):
     filters, kernel, stride, pad, groups = _CONVS[name]
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", groups=groups,
-                               activation="relu", name=name, **init)(x)
+    # Split groups: Conv2D(groups=2) is the same convolution but its CPU gradient is slow.
+    return SplitGroupConv2D(filters, kernel, strides=stride, padding="valid", groups=groups,
+                            activation="relu", name=name, **init)(x)
 
 
 def _pool(x, name):

@@ -1,12 +1,13 @@
 """Keras layers that Caffe networks need and Keras lacks.
 
-`LRN` is Caffe's across-channel local response normalisation (AlexNet, CaffeNet),
-registered so that `keras.models.load_model` restores it after `import tfrestore`.
+`LRN` is Caffe's across-channel local response normalisation (AlexNet, CaffeNet), and
+`SplitGroupConv2D` a grouped convolution computed as one convolution per channel group.
+Both are registered so that `keras.models.load_model` restores them after `import tfrestore`.
 """
 import keras
 import tensorflow as tf
 
-__all__ = ["LRN"]
+__all__ = ["LRN", "SplitGroupConv2D"]
 
 
 @keras.saving.register_keras_serializable(package="tfrestore")
@@ -55,3 +56,25 @@ class LRN(keras.layers.Layer):
         cfg = super().get_config()
         cfg.update(local_size=self.local_size, alpha=self.alpha, beta=self.beta, k=self.k)
         return cfg
+
+
+@keras.saving.register_keras_serializable(package="tfrestore")
+class SplitGroupConv2D(keras.layers.Conv2D):
+    """`Conv2D(groups=g)` computed as g ordinary convolutions on the channel groups, concatenated.
+
+    TensorFlow's grouped convolution has no fast CPU gradient kernel: for AlexNet's conv2
+    (27x27x96 -> 256, 5x5, 2 groups) its backward pass to the input is several times slower
+    than two plain convolutions on the channel halves (bench/bench_alexnet_groups.py).
+    The result is the same convolution: the kernel variable keeps Conv2D's shape
+    [kh, kw, in_channels / groups, filters] (output channels group by group), so weights
+    saved from a `Conv2D(groups=g)` load unchanged, and with groups=1 it is a plain Conv2D.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1:
+            return super().convolution_op(inputs, kernel)
+        axis = -1 if self.data_format == "channels_last" else 1
+        xs = tf.split(inputs, self.groups, axis=axis)
+        ks = tf.split(kernel, self.groups, axis=-1)
+        return tf.concat([super(SplitGroupConv2D, self).convolution_op(x, k)
+                          for x, k in zip(xs, ks)], axis=axis)

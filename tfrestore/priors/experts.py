@@ -10,8 +10,8 @@ of a wild image during inversion can be huge):
   log cosh s = |s| + log1p(e^{−2|s|}) − log 2 and cosh⁻² s = 4e^{−2|s|}/(1 + e^{−2|s|})²
   never form e^{|s|}.
 * Student-t (Fields of Experts):  G = −log(1 + s²/2),  g = −2s/(s² + 2),
-  g' = 2(s² − 2)/(s² + 2)².  For |s| > 1e4 G uses 2 log|s| − log 2 + log1p(2/s²) so that
-  s² never overflows; g and g' are written in u = s² + 2 forms that tend to 0.
+  g' = 2(s² − 2)/(s² + 2)².  For |s| > 1e18 G uses log(1e36/2) + 2 log(|s|/1e18) so that
+  s² never overflows; g and g' are written in forms that tend to 0 without forming s².
 
 G carries a custom gradient equal to the closed-form g, so autodiff through the
 energy (inversion, denoising) uses the stable derivative.
@@ -22,7 +22,7 @@ import tensorflow as tf
 
 __all__ = ["Expert", "LOGISTIC", "STUDENT_T", "EXPERTS", "get_expert"]
 
-_BIG = 1e4  # beyond this |s| the Student-t log-potential uses its asymptotic form
+_BIG = 1e18  # beyond this |s| the Student-t log-potential uses its asymptotic form
 
 
 def _logistic_g(s):
@@ -34,24 +34,24 @@ def _logistic_gprime(s):
     return -4.0 * e / tf.square(1.0 + e)
 
 
+def _logistic_G_value(s):
+    a = tf.abs(s)
+    return -(a + tf.math.softplus(-2.0 * a) - math.log(2.0))
+
+
 @tf.custom_gradient
 def _logistic_G(s):
-    a = tf.abs(s)
-    value = -(a + tf.math.softplus(-2.0 * a) - math.log(2.0))
-
     def grad(dy):
         return dy * _logistic_g(s)
-    return value, grad
+    return _logistic_G_value(s), grad
 
 
 def _student_g(s):
-    # −2s/(s²+2) = −2/(s + 2/s) for |s| ≥ 1: no s² that could overflow.
+    # −2s/(s²+2) = −2(s/m)/(a·(a/m) + 2/m) with a = |s|, m = max(a, 1): no s² that could
+    # overflow, one branch-free expression (it runs on every response of every step).
     a = tf.abs(s)
-    safe = tf.maximum(a, 1.0)
-    big = -2.0 * tf.sign(s) / (safe + 2.0 / safe)
-    small_s = tf.clip_by_value(s, -1.0, 1.0)
-    small = -2.0 * small_s / (tf.square(small_s) + 2.0)
-    return tf.where(a >= 1.0, big, small)
+    m = tf.maximum(a, 1.0)
+    return -2.0 * (s / m) / (a * (a / m) + 2.0 / m)
 
 
 def _student_gprime(s):
@@ -60,35 +60,58 @@ def _student_gprime(s):
     return 2.0 / u - 8.0 / tf.square(u)
 
 
+def _student_G_value(s):
+    # log1p(a²/2) for a <= 1e18; beyond, log(a²/2) = log((1e18)²/2) + 2 log(a / 1e18), with the
+    # second term exactly 0 below the threshold: branch-free and no overflow of a².
+    a = tf.abs(s)
+    return -(tf.math.log1p(0.5 * tf.square(tf.minimum(a, _BIG)))
+             + 2.0 * tf.math.log(tf.maximum(a, _BIG) / _BIG))
+
+
 @tf.custom_gradient
 def _student_G(s):
-    a = tf.abs(s)
-    small_a = tf.minimum(a, _BIG)
-    big_a = tf.maximum(a, _BIG)
-    small = -tf.math.log1p(0.5 * tf.square(small_a))
-    big = -(2.0 * tf.math.log(big_a) - math.log(2.0) + tf.math.log1p(2.0 / tf.square(big_a)))
-    value = tf.where(a > _BIG, big, small)
-
     def grad(dy):
         return dy * _student_g(s)
-    return value, grad
+    return _student_G_value(s), grad
 
 
 class Expert:
-    """A named expert: log-potential `G`, its derivative `g` and second derivative `gprime`."""
+    """A named expert: log-potential `G`, its derivative `g` and second derivative `gprime`.
 
-    def __init__(self, name, G, g, gprime, description):
+    `sum_G(s)` is Σ over the positions of G(s) for responses s [B, ..., N] -> [B, N], with an
+    XLA-fused forward and backward: a prior's energy on an image evaluates G on every
+    response, and unfused element-wise kernels (one pass over memory per operation) made
+    this the largest part of a prior's cost (bench/bench_prior_cost.py).
+    """
+
+    def __init__(self, name, G, g, gprime, description, G_value=None):
         self.name, self.G, self.g, self.gprime = name, G, g, gprime
         self.description = description
+        value = G_value or G
+
+        @tf.function(jit_compile=True)
+        def sums(s):
+            return tf.reduce_sum(value(s), axis=tf.range(1, tf.rank(s) - 1))
+
+        @tf.function(jit_compile=True)
+        def sums_grad(s, dy):
+            shape = tf.concat([tf.shape(dy)[:1], tf.ones([tf.rank(s) - 2], tf.int32),
+                               tf.shape(dy)[1:]], 0)
+            return tf.reshape(dy, shape) * g(s)
+
+        @tf.custom_gradient
+        def sum_G(s):
+            return sums(s), lambda dy: sums_grad(s, dy)
+        self.sum_G = sum_G
 
     def __repr__(self):
         return f"Expert({self.name!r}: {self.description})"
 
 
 LOGISTIC = Expert("logistic", _logistic_G, _logistic_g, _logistic_gprime,
-                  "G(s) = -log cosh(s), over-complete ICA")
+                  "G(s) = -log cosh(s), over-complete ICA", _logistic_G_value)
 STUDENT_T = Expert("student_t", _student_G, _student_g, _student_gprime,
-                   "G(s) = -log(1 + s^2/2), Fields of Experts")
+                   "G(s) = -log(1 + s^2/2), Fields of Experts", _student_G_value)
 EXPERTS = {"logistic": LOGISTIC, "student_t": STUDENT_T}
 _ALIASES = {"ica": "logistic", "foe": "student_t", "student-t": "student_t",
             "studentt": "student_t", "t": "student_t"}

@@ -177,15 +177,18 @@ class PatchPrior(keras.Model):
             return [self.spatial, self.channel_mix, self.log_weights]
         return [self.filters, self.log_weights]
 
-    def model_filters(self):
-        """Unit-norm filters [d, N] in the whitened coordinates (what score matching sees)."""
+    def raw_filters(self):
+        """Filters [d, N] before normalisation (separable: the outer products)."""
         if self.layout == "separable":
             ph, pw = self.patch_size
             w = tf.einsum("sn,cn->scn", tf.convert_to_tensor(self.spatial),
                           tf.convert_to_tensor(self.channel_mix))
-            w = tf.reshape(w, (ph * pw * self.channels, self.n_experts))
-        else:
-            w = tf.convert_to_tensor(self.filters)
+            return tf.reshape(w, (ph * pw * self.channels, self.n_experts))
+        return tf.convert_to_tensor(self.filters)
+
+    def model_filters(self):
+        """Unit-norm filters [d, N] in the whitened coordinates (what score matching sees)."""
+        w = self.raw_filters()
         return w / tf.sqrt(tf.reduce_sum(tf.square(w), axis=0, keepdims=True) + 1e-12)
 
     def alpha(self):
@@ -248,8 +251,12 @@ class PatchPrior(keras.Model):
     def _origin(self):
         return ", ".join(f"{k}={v}" for k, v in self.metadata.items()) or "no metadata"
 
-    def responses(self, x):
-        """Expert responses s [B, H', W', N] (channelwise: [B, C, H', W', N])."""
+    def responses(self, x, strides=1):
+        """Expert responses s [B, H', W', N] (channelwise: [B, C, H', W', N]).
+
+        `strides` > 1 keeps only the patch positions on that grid (rows and columns
+        0, s, 2s, ...), computed by a strided convolution (see `tfrestore.priors.grid`).
+        """
         x = tf.cast(tf.convert_to_tensor(x), tf.float32)
         self._check_input(x)
         k, bias = self.kernel_and_bias()
@@ -257,19 +264,29 @@ class PatchPrior(keras.Model):
             x = (x - self.norm_mean) / self.norm_std
             bsz, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
             xc = tf.reshape(tf.transpose(x, (0, 3, 1, 2)), (-1, h, w, 1))
-            s = tf.nn.conv2d(xc, k, 1, "VALID") + bias
+            s = tf.nn.conv2d(xc, k, strides, "VALID") + bias
             sh = tf.shape(s)
             return tf.reshape(s, (bsz, self.channels, sh[1], sh[2], self.n_experts))
-        return tf.nn.conv2d(x, k, 1, "VALID") + bias
+        return tf.nn.conv2d(x, k, strides, "VALID") + bias
 
-    def energy_map(self, x):
+    def energy_map(self, x, strides=1):
         """Per-position energy −Σ_k α_k G(s_k), [B, H', W'] (channelwise: summed over C)."""
-        s = self.responses(x)
+        s = self.responses(x, strides)
         e = -tf.reduce_sum(self.alpha() * self.expert.G(s), axis=-1)
         return tf.reduce_sum(e, axis=1) if self.layout == "channelwise" else e
 
+    def energy(self, x, strides=1):
+        """Energies [B], summed over the patch positions (those of a stride grid if > 1).
+
+        Equal to summing `energy_map`, but Σ_positions G(s) runs as one XLA-fused kernel
+        forward and backward (`Expert.sum_G`): the expert nonlinearity on every response
+        is what made a full-image prior slow.
+        """
+        s = self.responses(x, strides)
+        return -tf.reduce_sum(self.alpha() * self.expert.sum_G(s), axis=-1)
+
     def call(self, x):
-        return tf.reduce_sum(self.energy_map(x), axis=[1, 2])
+        return self.energy(x)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],)

@@ -7,12 +7,18 @@ equals the Fisher divergence to the data up to a constant. Computing ψ first co
 O(T·N·d) for T samples, N experts, d dimensions. The seed's form expands ½‖ψ‖² as a double
 sum over expert pairs, ½ Σ_{k,l} α_k α_l (w_kᵀw_l) E[g_k g_l], i.e. O(T·N² + N²·d):
 `score_matching_pairwise` implements it for the benchmark and as a cross-check.
+
+Training uses `value_and_gradients`: the objective of unit-norm filters with the
+normalisation folded into the [T, N] responses (`normalize=True`), and objective plus
+gradients compiled together by XLA, which fuses the element-wise passes over the [d, N]
+filter matrix that dominate the step once the matmuls are O(T·N·d)
+(bench/bench_score_matching.py).
 """
 import tensorflow as tf
 
 from tfrestore.priors.experts import get_expert
 
-__all__ = ["score_matching_loss", "score_matching_pairwise", "score"]
+__all__ = ["score_matching_loss", "score_matching_pairwise", "score", "value_and_gradients"]
 
 
 def score(x, w, alpha, expert):
@@ -21,7 +27,7 @@ def score(x, w, alpha, expert):
     return tf.matmul(alpha * expert.g(tf.matmul(x, w)), w, transpose_b=True)
 
 
-def score_matching_loss(x, w, alpha, expert):
+def score_matching_loss(x, w, alpha, expert, normalize=False):
     """Score-matching objective in the O(T·N·d) form.
 
     Args:
@@ -29,14 +35,25 @@ def score_matching_loss(x, w, alpha, expert):
       w: [d, N] filters (columns w_k).
       alpha: [N] positive expert weights.
       expert: an `Expert` or its name.
+      normalize: use the unit-norm filters w_k / ‖w_k‖ (as `PatchPrior.model_filters`,
+        with its 1e-12 guard) without forming them: the column scales are applied to the
+        [T, N] responses instead of the [d, N] matrix, which saves several passes over W
+        (and its gradient) when d·N is large.
     Returns:
       (J, trace_term, norm_term), batch means of Σ α g'‖w‖² and ½‖ψ‖²; J is their sum.
     """
     expert = get_expert(expert)
-    s = tf.matmul(x, w)                                        # [T, N]
     sq_norms = tf.reduce_sum(tf.square(w), axis=0)             # [N]
+    s = tf.matmul(x, w)                                        # [T, N]
+    if normalize:
+        inv = tf.math.rsqrt(sq_norms + 1e-12)
+        s = s * inv                                            # responses of w_k / ‖w_k‖
+        sq_norms = sq_norms * tf.square(inv)
+        coef = alpha * inv                                     # ψ = W diag(α / ‖w‖) g(s)
+    else:
+        coef = alpha
     trace = tf.reduce_mean(tf.reduce_sum(alpha * sq_norms * expert.gprime(s), axis=1))
-    psi = tf.matmul(alpha * expert.g(s), w, transpose_b=True)  # [T, d]
+    psi = tf.matmul(coef * expert.g(s), w, transpose_b=True)   # [T, d]
     norm = 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(psi), axis=1))
     return trace + norm, trace, norm
 
@@ -53,3 +70,27 @@ def score_matching_pairwise(x, w, alpha, expert):
     cross = tf.matmul(ag, ag, transpose_a=True) / t            # [N, N] E[α_k g_k α_l g_l]
     norm = 0.5 * tf.reduce_sum(cross * gram)
     return trace + norm, trace, norm
+
+
+def value_and_gradients(raw_filters, alpha, expert, params, jit_compile=True):
+    """A compiled x [T, d] -> ((J, trace, norm), gradients of J w.r.t. `params`).
+
+    Args:
+      raw_filters: callable -> [d, N] filters before normalisation (the objective is that of
+        the unit-norm filters w_k / ‖w_k‖, as `PatchPrior.model_filters`).
+      alpha: callable -> [N] expert weights.
+      expert: an `Expert` or its name.
+      params: the variables to differentiate with respect to.
+      jit_compile: compile objective and gradients with XLA (one graph, element-wise
+        passes fused); False gives the same numbers through ordinary TensorFlow kernels.
+    """
+    expert = get_expert(expert)
+    params = list(params)
+
+    @tf.function(jit_compile=jit_compile)
+    def fn(x):
+        with tf.GradientTape() as tape:
+            j, t1, t2 = score_matching_loss(x, raw_filters(), alpha(), expert, normalize=True)
+        return (j, t1, t2), tape.gradient(j, params)
+
+    return fn

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfrestore import summaries
 from tfrestore.plotting.mosaic import filter_mosaic
-from tfrestore.priors.score_matching import score_matching_loss
+from tfrestore.priors.score_matching import score_matching_loss, value_and_gradients
 
 __all__ = ["TrainConfig", "thesis_schedule", "train_prior", "filter_mosaic",
            "THESIS_STEPS", "THESIS_BOUNDARIES", "THESIS_LRS"]
@@ -118,13 +118,13 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     if val_z is not None and len(val_z):
         val = tf.constant(np.asarray(val_z, np.float32)[:cfg.max_val])
 
+    # Objective and gradients compiled together (XLA): see score_matching.value_and_gradients.
+    grad_fn = value_and_gradients(prior.raw_filters, prior.alpha, expert, params)
+
     def replica_step(xb):
-        with tf.GradientTape() as tape:
-            j, t1, t2 = score_matching_loss(xb, prior.model_filters(), prior.alpha(), expert)
-            # Per-replica mean, summed over replicas by the optimizer = global mean.
-            scaled = j / replicas
-        grads = tape.gradient(scaled, params)
-        opt.apply_gradients(zip(grads, params))
+        (j, t1, t2), grads = grad_fn(xb)
+        # Per-replica mean, summed over replicas by the optimizer = global mean.
+        opt.apply_gradients(zip([g / replicas for g in grads], params))
         return tf.stack([j, t1, t2])
 
     @tf.function

@@ -1,0 +1,85 @@
+"""The strided-grid energy estimate against the exact sum over all patch positions."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrestore.priors import load_prior
+from tfrestore.priors.grid import GridEstimate
+
+from test_priors import _fitted_prior
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _values_and_grads(fn, x):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        e = fn(x)
+        total = tf.reduce_sum(e)
+    return e.numpy().astype(np.float64), tape.gradient(total, x).numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("layout", ["full", "separable", "channelwise"])
+@pytest.mark.parametrize("stride", [2, 3])
+def test_mean_over_offsets_is_the_exact_energy_and_gradient(layout, stride, rng):
+    """The s² offsets partition the positions: their mean estimate is the exact energy."""
+    prior, imgs = _fitted_prior(layout, rng)
+    x = imgs[:2, :11, :12]      # 9 x 10 positions: not a multiple of the stride
+    est = GridEstimate(prior, stride=stride)
+    exact_e, exact_g = _values_and_grads(prior, x)
+    parts = [_values_and_grads(lambda t, o=(oy, ox): est.grid_energy(t, o), x)
+             for oy in range(stride) for ox in range(stride)]
+    mean_e = np.mean([p[0] for p in parts], 0)
+    mean_g = np.mean([p[1] for p in parts], 0)
+    np.testing.assert_allclose(mean_e, exact_e, rtol=1e-5)
+    np.testing.assert_allclose(mean_g, exact_g, rtol=1e-4, atol=1e-6 * np.abs(exact_g).max())
+    # Each single offset is only an estimate (the test could not pass by accident).
+    assert max(abs(p[0][0] - exact_e[0]) for p in parts) > 1e-3 * abs(exact_e[0])
+
+
+def test_strided_map_is_the_subsampled_exact_map(rng):
+    prior, imgs = _fitted_prior("full", rng)
+    x = imgs[:2]
+    full = prior.energy_map(x).numpy()
+    np.testing.assert_allclose(prior.energy_map(x, strides=3).numpy(), full[:, ::3, ::3],
+                               rtol=1e-5)
+    np.testing.assert_allclose(prior.energy_map(x[:, 1:, 2:], strides=3).numpy(),
+                               full[:, 1::3, 2::3], rtol=1e-5)
+
+
+def test_random_offsets_are_seeded_and_small_inputs_exact(rng):
+    prior, imgs = _fitted_prior("full", rng)
+    x = tf.constant(imgs[:1])
+    a = [float(GridEstimate(prior, 3, seed=5)(x)[0]) for _ in range(1)]
+    runs = []
+    for _ in range(2):
+        est = GridEstimate(prior, 3, seed=5)
+        runs.append([float(est(x)[0]) for _ in range(6)])
+    assert runs[0] == runs[1] and runs[0][0] == a[0]
+    assert len(set(runs[0])) > 1                          # offsets do change between calls
+    offsets = {(oy, ox): float(GridEstimate(prior, 3).grid_energy(x, (oy, ox))[0])
+               for oy in range(3) for ox in range(3)}
+    assert all(any(np.isclose(v, o, rtol=1e-6) for o in offsets.values()) for v in runs[0])
+    # Too small for a shifted grid (patch 3 + stride 3 - 1 > 4): the exact energy.
+    small = tf.constant(imgs[:1, :4, :4])
+    np.testing.assert_allclose(GridEstimate(prior, 3)(small).numpy(), prior(small).numpy())
+    assert GridEstimate(prior, 1)._exact(x)
+    with pytest.raises(ValueError, match="positive integer"):
+        GridEstimate(prior, 0)
+
+
+def test_shipped_image_prior_loads_and_grid_mean_is_exact():
+    path = os.path.join(ROOT, "checkpoints", "foe_8x8x3_512.keras")
+    if not os.path.exists(path):
+        pytest.skip("checkpoints/foe_8x8x3_512.keras not present")
+    prior = load_prior(path)
+    assert prior.patch_size == (8, 8) and prior.n_experts == 512
+    x = np.random.default_rng(0).uniform(0, 255, (1, 20, 21, 3)).astype(np.float32)
+    est = GridEstimate(prior, stride=2)
+    exact = float(prior(x)[0])
+    mean = np.mean([float(est.grid_energy(x, (oy, ox))[0]) for oy in (0, 1) for ox in (0, 1)])
+    assert mean == pytest.approx(exact, rel=1e-5)
+    assert "stride 2" in est.describe()["estimate"]
