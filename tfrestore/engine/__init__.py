@@ -12,7 +12,7 @@
 from tfrestore.engine.callbacks import (Callback, Checkpoint, ConvergenceStop, CurveRecorder,
                                         History, NanGuard, OptimizerReset, ProgressBar,
                                         TensorBoard)
-from tfrestore.engine.loop import (Engine, EngineResult, NonFiniteLossError, StepLogs,
+from tfrestore.engine.loop import (Engine, Loop, EngineResult, NonFiniteLossError, StepLogs,
                                    make_optimizer, reset_optimizer_state)
 from tfrestore.engine.parameterizations import (PARAMETERIZATIONS, Fourier, LaplacianPyramid,
                                                 Parameterization, Pixels,
@@ -21,7 +21,7 @@ from tfrestore.engine.schedules import (SCHEDULES, PiecewiseConstantFraction, ma
                                         step_boundaries)
 from tfrestore.engine.transforms import Jitter, RandomScale, apply_transforms
 
-__all__ = ["Engine", "EngineResult", "StepLogs", "NonFiniteLossError", "make_optimizer",
+__all__ = ["Loop", "Engine", "EngineResult", "StepLogs", "NonFiniteLossError", "make_optimizer",
            "reset_optimizer_state", "Callback", "ProgressBar", "TensorBoard", "History",
            "CurveRecorder", "Checkpoint", "ConvergenceStop", "NanGuard", "OptimizerReset",
            "SCHEDULES", "PiecewiseConstantFraction", "make_schedule", "step_boundaries",

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Engine", "EngineResult", "StepLogs", "make_optimizer", "reset_optimizer_state",
+__all__ = ["Loop", "Engine", "EngineResult", "StepLogs", "make_optimizer", "reset_optimizer_state",
            "NonFiniteLossError"]
 
 
@@ -108,7 +108,59 @@ class EngineResult:
     history: list = field(default_factory=list)
 
 
-class Engine:
+class Loop:
+    """The Python loop and its callbacks, for any step function.
+
+    Training loops with their own data pipelines and compiled steps (score matching,
+    inverting networks, DAEs) run here so that they share the engine's callbacks:
+    progress with time left, TensorBoard, history, checkpoints, stopping.
+
+    `step_fn(i)` runs 0-based step i and returns (total, {name: value}, lr).
+    """
+
+    def __init__(self, optimizer=None):
+        self.optimizer = optimizer
+        self.stop_reason = None
+        self.start_step = 0
+        self.steps = 0
+
+    def stop(self, reason):
+        """Ask the loop to stop after the current step (callbacks call this)."""
+        self.stop_reason = reason
+
+    def run(self, steps, callbacks=(), step_fn=None, start_step=0):
+        """Run steps [start_step, steps) (a Checkpoint callback may move `start_step`)."""
+        callbacks = list(callbacks)
+        self.stop_reason = None
+        self.start_step = int(start_step)
+        self.steps = int(steps)
+        for cb in callbacks:
+            cb.on_run_begin(self)
+        step_fn = step_fn or self._run_step
+        t0 = time.time()
+        logs, done = None, self.start_step   # after on_run_begin: a resume moves it
+        for i in range(self.start_step, self.steps):
+            for cb in callbacks:
+                cb.on_step_begin(self, i)
+            total, terms, lr = step_fn(i)
+            logs = StepLogs(i + 1, total, terms, lr)
+            done = i + 1
+            for cb in callbacks:
+                cb.on_step_end(self, logs)
+            if self.stop_reason:
+                break
+        result = EngineResult(steps=done, seconds=time.time() - t0,
+                              stopped=self.stop_reason or "steps",
+                              start_step=self.start_step, last=logs)
+        for cb in callbacks:
+            cb.on_run_end(self, result)
+        return result
+
+    def _run_step(self, i):
+        raise NotImplementedError("pass step_fn or subclass Loop")
+
+
+class Engine(Loop):
     """Gradient-based minimisation of a batch objective over `variables`.
 
     Args:
@@ -124,17 +176,16 @@ class Engine:
 
     def __init__(self, variables, loss_fn, optimizer, project=None, temperature=0.0,
                  seed=0, jit_compile=False):
+        super().__init__(optimizer)
         self.variables = list(variables) if isinstance(variables, (list, tuple)) else \
             [variables]
-        self.loss_fn, self.optimizer, self.project = loss_fn, optimizer, project
+        self.loss_fn, self.project = loss_fn, project
         self.temperature = float(temperature)
         if self.temperature < 0 or not np.isfinite(self.temperature):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}.")
         self.noise = tf.random.Generator.from_seed(seed + 7919) if self.temperature else None
         self.optimizer.build(self.variables)
         self.step_fn = tf.function(self._step, jit_compile=jit_compile)
-        self.stop_reason = None
-        self.start_step = 0
 
     def _current_lr(self):
         lr = self.optimizer.learning_rate
@@ -155,36 +206,5 @@ class Engine:
             self.project()
         return total, terms, lr
 
-    def stop(self, reason):
-        """Ask the loop to stop after the current step (callbacks call this)."""
-        self.stop_reason = reason
-
-    def run(self, steps, callbacks=()):
-        """Run steps [start_step, steps) (callbacks may set `start_step` when resuming)."""
-        callbacks = list(callbacks)
-        self.stop_reason = None
-        self.start_step = 0
-        self.steps = int(steps)
-        for cb in callbacks:
-            cb.on_run_begin(self)
-        t0 = time.time()
-        logs = None
-        steps_t = tf.constant(self.steps, tf.int32)
-        i = self.start_step
-        for i in range(self.start_step, self.steps):
-            for cb in callbacks:
-                cb.on_step_begin(self, i)
-            total, terms, lr = self.step_fn(tf.constant(i, tf.int32), steps_t)
-            logs = StepLogs(i + 1, total, terms, lr)
-            for cb in callbacks:
-                cb.on_step_end(self, logs)
-            if self.stop_reason:
-                break
-        else:
-            i = self.steps - 1
-        result = EngineResult(steps=min(self.steps, i + 1) if logs else self.start_step,
-                              seconds=time.time() - t0, stopped=self.stop_reason or "steps",
-                              start_step=self.start_step, last=logs)
-        for cb in callbacks:
-            cb.on_run_end(self, result)
-        return result
+    def _run_step(self, i):
+        return self.step_fn(tf.constant(i, tf.int32), tf.constant(self.steps, tf.int32))

@@ -8,12 +8,12 @@ of an uninterrupted one. The checkpoint holds the prior, the optimizer (moments,
 the step and the early-stopping state (best validation loss, its weights, patience count).
 """
 import dataclasses
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import engine as E
 from tfrestore import summaries
 from tfrestore.plotting.mosaic import filter_mosaic
 from tfrestore.priors.score_matching import score_matching_loss, value_and_gradients
@@ -41,6 +41,7 @@ class TrainConfig:
     checkpoint_dir: str = None
     checkpoint_every: int = 1000
     log_dir: str = None          # TensorBoard
+    progress: bool = True        # progress bar with time left
     max_val: int = 20000         # validation patches evaluated
 
 
@@ -142,23 +143,23 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     dist_ds = strategy.experimental_distribute_dataset(ds)
 
     hist = {"start_step": start, "stopped_early": False, "train": [], "val": []}
-    t0 = time.time()
-    step = start
-    last = None
-    for xb in dist_ds:
-        last = train_step(xb).numpy()
-        step += 1
-        step_var.assign(step)
-        if writer and (step % cfg.log_every == 0 or step == cfg.steps):
-            with writer.as_default():
-                summaries.scalar("loss/total", last[0], step)
-                summaries.scalar("loss/trace_term", last[1], step)
-                summaries.scalar("loss/norm_term", last[2], step)
-                summaries.scalar("learning_rate", float(opt.learning_rate), step)
-        if step % cfg.log_every == 0:
-            hist["train"].append((step, *map(float, last)))
-        stop = False
-        if val is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+    batches = iter(dist_ds)
+
+    def step_fn(i):
+        last = train_step(next(batches))
+        step_var.assign(i + 1)
+        return last[0], {"trace_term": last[1], "norm_term": last[2]}, opt.learning_rate
+
+    class Validation(E.Callback):
+        """Validation loss, best weights and early stopping every `eval_every` steps."""
+
+        def on_step_end(self, loop, logs):
+            step = logs.step
+            if step % cfg.log_every == 0:
+                m = logs.means()
+                hist["train"].append((step, logs.loss, m["trace_term"], m["norm_term"]))
+            if val is None or not (step % cfg.eval_every == 0 or step == cfg.steps):
+                return
             v = val_loss(val).numpy()
             hist["val"].append((step, float(v[0])))
             if v[0] < best_val.numpy() - cfg.min_delta:
@@ -168,32 +169,41 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
                     b.assign(p)
             else:
                 bad_evals.assign_add(1)
-            log(f"step {step}: loss {last[0]:.4f} (trace {last[1]:.4f}, norm {last[2]:.4f}) "
-                f"val {v[0]:.4f} best {best_val.numpy():.4f} "
-                f"[{(step - start) / max(time.time() - t0, 1e-9):.1f} steps/s]")
+            log(f"step {step}: loss {logs.loss:.4f} val {v[0]:.4f} best {best_val.numpy():.4f}")
             if writer:
                 with writer.as_default():
                     summaries.scalar("val/total", v[0], step)
                     summaries.scalar("val/trace_term", v[1], step)
                     summaries.scalar("val/norm_term", v[2], step)
                     summaries.image("filters", filter_mosaic(prior.image_space_filters(),
-                                                    np.asarray(prior.alpha())), step)
+                                                             np.asarray(prior.alpha())), step)
             if cfg.patience and bad_evals.numpy() >= cfg.patience:
                 log(f"early stopping at step {step}: no validation improvement in "
                     f"{cfg.patience} evaluations")
                 hist["stopped_early"] = True
-                stop = True
-        if manager and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stop):
-            manager.save(checkpoint_number=step)
-        if stop:
-            break
+                loop.stop("early stopping")
+
+    class Save(E.Callback):
+        def on_step_end(self, loop, logs):
+            if manager and (logs.step % cfg.checkpoint_every == 0 or
+                            logs.step == cfg.steps or loop.stop_reason):
+                manager.save(checkpoint_number=logs.step)
+
+    callbacks = [E.NanGuard(), Validation(), Save()]
+    if cfg.log_dir:
+        callbacks.append(E.TensorBoard(cfg.log_dir, cfg.log_every))
+    if cfg.progress:
+        callbacks.append(E.ProgressBar(cfg.log_every))
+    result = E.Loop(opt).run(cfg.steps, callbacks, step_fn, start_step=start)
     if writer:
         writer.flush()
     # The prior returned is the best on validation (if validated), else the last.
     if val is not None and np.isfinite(best_val.numpy()):
         for b, p in zip(best_params, params):
             p.assign(b)
-    hist.update(steps=step, seconds=time.time() - t0,
-                last_train=None if last is None else [float(v) for v in last],
+    last = result.last
+    hist.update(steps=result.steps, seconds=result.seconds,
+                last_train=None if last is None else
+                [last.loss, last.means()["trace_term"], last.means()["norm_term"]],
                 best_val=float(best_val.numpy()) if val is not None else None)
     return hist
