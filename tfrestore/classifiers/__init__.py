@@ -27,15 +27,42 @@ def available_classifiers():
 
 def load_keras_file(path, preprocessing="raw", labels=None):
     """Any saved `.keras` classifier. `preprocessing` maps RGB 0-255 to its input."""
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:
-        raise WeightsError(f"Cannot load Keras model '{path}': {e}") from e
-    n_out = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    from tfrestore.io import read_keras
+    model = read_keras(path, "Classifier")
+    kind = type(model).__name__
+    if kind == "PatchPrior":
+        raise WeightsError(f"'{path}' is a learned patch prior, not a classifier: pass it as "
+                           f"--prior={path}@LAYER:WEIGHT and name the network with "
+                           f"--classifier.")
+    if hasattr(model, "invert_levels"):
+        raise WeightsError(f"'{path}' is an inverting network, not a classifier: pass it as "
+                           f"--inverter={path} and name the network with --classifier.")
+    if not isinstance(getattr(model, "output_shape", None), tuple):
+        raise WeightsError(f"'{path}' holds a {kind} with no single output; a classifier "
+                           f"maps one image batch to one output.")
+    n_out = model.output_shape[-1]
     if labels is None and n_out == 1000:
         labels = imagenet_labels()
     return Classifier(os.path.splitext(os.path.basename(path))[0], model, preprocessing,
                       labels=labels, weights=os.path.abspath(path))
+
+
+def _check_input_size(input_size):
+    if input_size is None:
+        return
+    if isinstance(input_size, bool) or not float(input_size).is_integer() or input_size < 1:
+        raise ValueError(f"input_size={input_size!r}: must be a whole number of pixels >= 1 "
+                         f"(or unset for the network's own size).")
+
+
+def _honour_input_size(clf, input_size):
+    """Networks whose input size is fixed (AlexNet, files) reject another size."""
+    if input_size and tuple(clf.input_size) != (int(input_size), int(input_size)):
+        h, w = clf.input_size
+        raise ValueError(f"{clf.name} has a fixed input size of {h}x{w}; input_size="
+                         f"{input_size} cannot be honoured (leave --input_size unset, or use "
+                         f"a keras.applications network: {', '.join(sorted(APPLICATIONS))}).")
+    return clf
 
 
 def _read_labels(labels):
@@ -54,25 +81,38 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
     Args:
       name: a name from `available_classifiers()` or a path to a `.keras` or `.tflite` file.
       weights: "imagenet" (downloaded and cached by Keras; a clear error offline),
-        "random" (seeded by `seed`), or a path to a weights file.
+        "random" (seeded by `seed`), or a path to a weights file. Files (.keras,
+        .tflite) hold their own weights: anything but the default is an error.
       seed: seed for random weights.
-      input_size: square input size for convolution-only use (drops the head).
+      input_size: square input size for convolution-only use (drops the head) of a
+        keras.applications network; AlexNet and files have a fixed size (another one
+        is an error).
       preprocessing: override of the preprocessing preset (`PRESETS`) for `.keras` and
         `.tflite` files.
       labels: a labels file (one per line) or list, for `.keras` and `.tflite` files.
     """
+    _check_input_size(input_size)
+    if name.endswith((".tflite", ".keras")) and weights not in (None, "", "imagenet"):
+        raise WeightsError(f"'{name}' holds its own weights; weights={weights!r} cannot apply "
+                           f"to it (leave --weights unset).")
     if name.endswith(".tflite"):
         if not os.path.exists(name):
             raise WeightsError(f"TFLite file '{name}' does not exist.")
         from tfrestore.classifiers.tflite import load_tflite
-        return load_tflite(name, labels=labels, preprocessing=preprocessing)
+        return _honour_input_size(load_tflite(name, labels=labels, preprocessing=preprocessing),
+                                  input_size)
     if name.endswith(".keras"):
         if not os.path.exists(name):
             raise WeightsError(f"Keras model file '{name}' does not exist.")
-        return load_keras_file(name, preprocessing or "raw", labels=_read_labels(labels))
+        return _honour_input_size(load_keras_file(name, preprocessing or "raw",
+                                                  labels=_read_labels(labels)), input_size)
+    if preprocessing is not None or labels is not None:
+        raise ValueError(f"preprocessing and labels apply to .keras and .tflite files only; "
+                         f"'{name}' has its own (leave --preprocessing and --labels unset).")
     if name in _OWN:
         from tfrestore.classifiers.alexnet import load_alexnet
-        return load_alexnet(weights=weights, seed=seed, caffenet=(name == "caffenet"))
+        return _honour_input_size(load_alexnet(weights=weights, seed=seed,
+                                               caffenet=(name == "caffenet")), input_size)
     if name in APPLICATIONS:
         return load_application(name, weights=weights, seed=seed, input_size=input_size)
     raise ValueError(f"Unknown classifier '{name}'. Use one of {available_classifiers()} "

@@ -66,11 +66,8 @@ class PreimageOptimizer:
     """
 
     def __init__(self, classifier, images, settings, init=None, extra_terms=()):
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or tuple(images.shape[1:3]) != tuple(classifier.input_size):
-            raise ValueError(
-                f"Images of shape {images.shape} do not fit {classifier.name}'s input "
-                f"{classifier.input_shape}; load them with size={classifier.input_size[0]}.")
+        from tfrestore.data import check_rgb_batch
+        images = check_rgb_batch(images, classifier.input_size)
         self.classifier, self.settings = classifier, settings
         n, h, w, _ = images.shape
         for t in extra_terms:
