@@ -36,11 +36,8 @@ class NetworkResult:
 def load_inverter(path):
     """Load a saved `.keras` inverter (registers tfrestore's layers first)."""
     import tfrestore  # noqa: F401  (registers InverterStack / InverseModule)
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:
-        raise InverterMismatchError(f"Cannot load inverter '{path}': {e}. Inverters are "
-                                    f"written by bin/train_inverter.py as .keras files.") from e
+    from tfrestore.io import read_keras
+    model = read_keras(path, "Inverter")
     if not hasattr(model, "invert_levels"):
         raise InverterMismatchError(f"'{path}' is a Keras model but not a tfrestore "
                                     f"inverter (InverterStack).")
