@@ -49,8 +49,8 @@ def main(argv):
     del argv
     from tfrestore.io import environment_info
     from tfrestore.stats import featmap_stats, save_stats, summary
-    if FLAGS.batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {FLAGS.batch_size}.")
+    if FLAGS.max_size < 0:
+        raise ValueError(f"--max_size={FLAGS.max_size}: must be >= 0 (0: the whole map).")
     clf = cli.classifier_from_flags()
     results = featmap_stats(
         clf, list(FLAGS.layer), FLAGS.images, limit=FLAGS.limit, batch_size=FLAGS.batch_size,

@@ -70,12 +70,11 @@ RESULT_FLAGS = ("classifier", "weights", "weights_seed", "preprocessing", "input
 def _check_resume(out):
     """Resume from OUTPUT_DIR/ckpt only with the same RESULT_FLAGS (tfrestore.runstate)."""
     import shutil
-    from tfrestore.io import cap_steps
+    from tfrestore.io import cap_steps, make_folder
     from tfrestore.runstate import check_settings
     settings = {k: FLAGS[k].value for k in RESULT_FLAGS}
     settings["steps"] = cap_steps(FLAGS.steps)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--output_dir='{out}' is a file; choose a folder.")
+    make_folder(out, "--output_dir")
     if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh) == "fresh":
         shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)
         print(f"--fresh: deleted the earlier run in {out}", flush=True)

@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["atomic_write", "write_json", "save_npz", "save_png", "environment_info",
-           "cap_steps", "MAX_STEPS_ENV", "portable_path", "read_keras"]
+           "cap_steps", "MAX_STEPS_ENV", "portable_path", "read_keras", "make_folder"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
 MAX_STEPS_ENV = "TFRESTORE_MAX_STEPS"
@@ -32,6 +32,20 @@ def portable_path(path):
         return path
     rel = os.path.relpath(path)
     return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/")) or path
+
+
+def make_folder(path, what="folder"):
+    """Create folder `path` (and parents), or a ValueError naming `what` and the cause."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        part = path
+        while part and not os.path.exists(part):
+            part = os.path.dirname(part)
+        cause = (f"'{part}' is a file, not a folder" if part and os.path.isfile(part)
+                 else e.strerror or str(e))
+        raise ValueError(f"{what} '{path}' cannot be created: {cause}.") from None
+    return path
 
 
 def atomic_write(path, data):

@@ -60,7 +60,7 @@ def check_settings(folder, settings, fresh=False, flag="--fresh"):
     Raises:
       SettingsMismatchError: the folder holds a run with other settings.
     """
-    from tfrestore.io import write_json
+    from tfrestore.io import make_folder, write_json
     settings = _normalise(settings)
     path = os.path.join(folder, SETTINGS_FILE)
     status = "new"
@@ -88,5 +88,6 @@ def check_settings(folder, settings, fresh=False, flag="--fresh"):
         return "resume"
     elif os.path.isdir(folder) and set(os.listdir(folder)) - {SETTINGS_FILE}:
         status = "adopted"
+    make_folder(folder, "Checkpoint folder")
     write_json(path, settings)
     return status

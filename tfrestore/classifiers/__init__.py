@@ -5,8 +5,6 @@ PATH.tflite, weights="imagenet" | "random" | PATH, seed=0)`.
 """
 import os
 
-import keras
-
 from tfrestore.classifiers import layers  # noqa: F401  (registers the LRN layer)
 from tfrestore.classifiers.applications import (APPLICATIONS, imagenet_labels,
                                                load_application)
@@ -43,6 +41,9 @@ def load_keras_file(path, preprocessing="raw", labels=None):
     n_out = model.output_shape[-1]
     if labels is None and n_out == 1000:
         labels = imagenet_labels()
+    if labels is not None and len(labels) != n_out:
+        raise WeightsError(f"{len(labels)} labels for '{path}', which has {n_out} outputs; "
+                           f"give one label per output, in order.")
     return Classifier(os.path.splitext(os.path.basename(path))[0], model, preprocessing,
                       labels=labels, weights=os.path.abspath(path))
 

@@ -88,7 +88,8 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
 
     from tfrestore.data.images import load_images
     from tfrestore.data.patches import feature_maps, prepare_patches
-    from tfrestore.io import cap_steps, environment_info, portable_path, write_json
+    from tfrestore.io import (cap_steps, environment_info, make_folder, portable_path,
+                              write_json)
     from tfrestore.priors.layers import PatchPrior
     from tfrestore.priors.training import TrainConfig, train_prior
     from tfrestore.priors.whitening import fit_whitening
@@ -99,6 +100,10 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     if not output.endswith(".keras"):
         raise ValueError(f"--output='{output}': a prior is saved as .keras; end the name "
                          f"in .keras.")
+    # An output folder that cannot be written fails now, not after hours of training.
+    make_folder(os.path.dirname(os.path.abspath(output)), "--output's folder")
+    if os.path.isdir(output):
+        raise ValueError(f"--output='{output}' is a folder; give a file name ending in .keras.")
     steps = cap_steps(steps)
     settings["steps"] = steps
     # Records name files as typed, or relative: never this machine's absolute paths.
