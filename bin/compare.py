@@ -90,6 +90,9 @@ def main(argv):
 
 def _read_config(path):
     """The comparison config, or an error naming the file and what is wrong with it."""
+    if not os.path.isfile(path):
+        raise ValueError(f"--config '{path}' does not exist (a JSON file; see "
+                         f"results/compare/mobilenet_v2_config.json).")
     with open(path) as f:
         try:
             config = json.load(f)

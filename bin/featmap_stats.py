@@ -47,10 +47,11 @@ def _safe(name):
 @cli.exit_on_user_error
 def main(argv):
     del argv
-    from tfrestore.io import environment_info
+    from tfrestore.io import environment_info, make_folder
     from tfrestore.stats import featmap_stats, save_stats, summary
     if FLAGS.max_size < 0:
         raise ValueError(f"--max_size={FLAGS.max_size}: must be >= 0 (0: the whole map).")
+    make_folder(FLAGS.output_dir, "--output_dir")  # fail before the statistics, not after
     clf = cli.classifier_from_flags()
     results = featmap_stats(
         clf, list(FLAGS.layer), FLAGS.images, limit=FLAGS.limit, batch_size=FLAGS.batch_size,

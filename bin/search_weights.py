@@ -97,6 +97,7 @@ def main(argv):
     from tfrestore.inversion.comparison import markdown_table, run_comparison
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
+    from tfrestore.priors.layers import load_prior
     from tfrestore.io import atomic_write, write_json
     from tfrestore.metrics import make_perceptual
     if not FLAGS.prior:
@@ -111,6 +112,8 @@ def main(argv):
         k, v = item.split("=", 1)
         overrides[k] = _value(v)
     specs = [parse_prior_spec(p) for p in FLAGS.prior]
+    for spec in specs:
+        load_prior(spec.path)  # a missing or unreadable prior fails before any work
     methods = []
     for combo in weight_combinations():
         name = "w=" + ",".join(f"{w:g}" for w in combo)

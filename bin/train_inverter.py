@@ -105,8 +105,9 @@ def main(argv):
                       lr=FLAGS.lr, schedule=FLAGS.schedule, seed=FLAGS.seed,
                       log_every=FLAGS.log_every, val_every=FLAGS.val_every,
                       checkpoint_every=FLAGS.checkpoint_every)
-    if FLAGS.num_val < 0 or FLAGS.cpu_replicas < 0:
-        raise ValueError("--num_val and --cpu_replicas must be >= 0.")
+    for name in ("num_val", "cpu_replicas"):
+        if FLAGS[name].value < 0:
+            raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
     _check_resume(FLAGS.output_dir)
     strategy = _strategy()  # before anything initialises TensorFlow's devices
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)

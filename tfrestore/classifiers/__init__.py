@@ -56,11 +56,15 @@ def _check_input_size(input_size):
                          f"(or unset for the network's own size).")
 
 
-def _honour_input_size(clf, input_size):
-    """Networks whose input size is fixed (AlexNet, files) reject another size."""
-    if input_size and tuple(clf.input_size) != (int(input_size), int(input_size)):
-        h, w = clf.input_size
-        raise ValueError(f"{clf.name} has a fixed input size of {h}x{w}; input_size="
+def _honour_input_size(clf, input_size, name=None):
+    """Networks whose input size is fixed (AlexNet, files) reject another size.
+
+    `clf` is a Classifier or, to fail before building one, its (H, W).
+    """
+    size = tuple(clf) if isinstance(clf, tuple) else tuple(clf.input_size)
+    if input_size and size != (int(input_size), int(input_size)):
+        h, w = size
+        raise ValueError(f"{name or clf.name} has a fixed input size of {h}x{w}; input_size="
                          f"{input_size} cannot be honoured (leave --input_size unset, or use "
                          f"a keras.applications network: {', '.join(sorted(APPLICATIONS))}).")
     return clf
@@ -93,6 +97,8 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
       labels: a labels file (one per line) or list, for `.keras` and `.tflite` files.
     """
     _check_input_size(input_size)
+    if not 0 <= int(seed) < 2 ** 32:
+        raise ValueError(f"seed={seed} (--weights_seed): must be between 0 and 2**32 - 1.")
     if name.endswith((".tflite", ".keras")) and weights not in (None, "", "imagenet"):
         raise WeightsError(f"'{name}' holds its own weights; weights={weights!r} cannot apply "
                            f"to it (leave --weights unset).")
@@ -112,8 +118,8 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
                          f"'{name}' has its own (leave --preprocessing and --labels unset).")
     if name in _OWN:
         from tfrestore.classifiers.alexnet import load_alexnet
-        return _honour_input_size(load_alexnet(weights=weights, seed=seed,
-                                               caffenet=(name == "caffenet")), input_size)
+        _honour_input_size((227, 227), input_size, name)
+        return load_alexnet(weights=weights, seed=seed, caffenet=(name == "caffenet"))
     if name in APPLICATIONS:
         return load_application(name, weights=weights, seed=seed, input_size=input_size)
     raise ValueError(f"Unknown classifier '{name}'. Use one of {available_classifiers()} "

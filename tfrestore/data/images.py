@@ -121,8 +121,8 @@ def load_image(path):
         data = tf.io.read_file(path)
         img = tf.io.decode_image(data, expand_animations=False).numpy()
     except Exception as e:
-        raise ImageInputError(f"Cannot decode image '{path}' (supported: "
-                              f"{', '.join(IMAGE_EXTENSIONS)}): {e}") from e
+        raise ImageInputError(f"Image '{path}' cannot be decoded: it is not a JPEG, PNG, GIF "
+                              f"or BMP image.") from e
     return _to_rgb(img)
 
 
@@ -222,6 +222,10 @@ def load_images(sources, size, limit=None):
     Raises:
       ImageInputError: for a missing, unreadable or empty source.
     """
+    sizes = (size,) if np.isscalar(size) else tuple(size)
+    if len(sizes) not in (1, 2) or any(int(v) != v or v < 1 for v in sizes):
+        raise ImageInputError(f"size={size!r}: images are loaded at a size of whole pixels "
+                              f">= 1 (an int or (H, W)).")
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise ImageInputError(f"limit={limit!r}: must be a whole number of images >= 1 "
                               f"(or unset for all).")

@@ -156,6 +156,8 @@ class InverterStack(keras.Model):
         n = len(levels) - 1
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         hiddens = [hidden] * n if hidden is None or np.isscalar(hidden) else list(hidden)
+        if any(h is not None and h < 1 for h in hiddens):
+            raise BlockError(f"hidden={hidden}: hidden channels must be >= 1 (or unset).")
         if len(kinds) != n or len(hiddens) != n:
             raise BlockError(f"{n} modules but {len(kinds)} kinds and {len(hiddens)} widths.")
         self.classifier_name = str(classifier)

@@ -29,6 +29,9 @@ def check_recipe(s):
              "must be a whole number >= 1")
     for name in ("max_images", "whiten_dims", "patience"):
         need(s[name] >= 0, name, "must be >= 0 (0: no limit / default)")
+    if bool(s["classifier"]) != bool(s["layer"]):
+        raise ValueError("Feature-map priors need both --classifier and --layer (image "
+                         "priors neither).")
     need(s["patch_size"] <= s["image_size"], "patch_size",
          f"must be between 1 and --image_size={s['image_size']}")
     for name in ("lr", "init_alpha"):
@@ -122,9 +125,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     metadata = {"source": settings["images"] if isinstance(settings["images"], str)
                 else ",".join(portable_path(p) for p in images),
                 "image_size": str(image_size), "space": "rgb_0_255"}
-    if classifier or layer:
-        if not (classifier and layer):
-            raise ValueError("Feature-map priors need both --classifier and --layer.")
+    if classifier:
         from tfrestore.classifiers import load_classifier
         clf = load_classifier(classifier, weights=weights, seed=weights_seed)
         clf.resolve(layer)  # unknown names raise with the list of valid ones
