@@ -70,10 +70,10 @@ RESULT_FLAGS = ("classifier", "weights", "weights_seed", "preprocessing", "input
 def _check_resume(out):
     """Resume from OUTPUT_DIR/ckpt only with the same RESULT_FLAGS (tfrestore.runstate)."""
     import shutil
-    from tfrestore.io import cap_steps, make_folder
+    from tfrestore.io import make_folder
     from tfrestore.runstate import check_settings
+    # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap (an interruption), not a setting.
     settings = {k: FLAGS[k].value for k in RESULT_FLAGS}
-    settings["steps"] = cap_steps(FLAGS.steps)
     make_folder(out, "--output_dir")
     if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh) == "fresh":
         shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)

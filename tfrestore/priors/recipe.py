@@ -107,6 +107,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     make_folder(os.path.dirname(os.path.abspath(output)), "--output's folder")
     if os.path.isdir(output):
         raise ValueError(f"--output='{output}' is a folder; give a file name ending in .keras.")
+    settings["steps_requested"] = steps
     steps = cap_steps(steps)
     settings["steps"] = steps
     # Records name files as typed, or relative: never this machine's absolute paths.
@@ -116,7 +117,9 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
             settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
     if checkpoint_dir:
         from tfrestore.runstate import check_settings
-        status = check_settings(checkpoint_dir, {k: settings[k] for k in RESULT_SETTINGS},
+        # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap, not a setting.
+        status = check_settings(checkpoint_dir, dict({k: settings[k] for k in RESULT_SETTINGS},
+                                                     steps=settings["steps_requested"]),
                                 fresh=fresh)
         if status == "fresh":
             log(f"--fresh: deleted the earlier run in {checkpoint_dir}")
