@@ -7,6 +7,13 @@ setup(
     description=("Network inversion for TensorFlow 2 / Keras 3 classifiers with "
                  "handcrafted and learned (score-matched) patch priors."),
     packages=find_packages(include=["tfrestore", "tfrestore.*"]),
+    # Data inside the package: ImageNet labels, and the bundled ImageNet MobileNetV2 (TFLite,
+    # 4 MB, Apache-2.0) that is the default classifier. MANIFEST.in lists them for sdists.
+    package_data={
+        "tfrestore.classifiers": ["imagenet_labels.txt", "LICENSE-imagenet_labels.txt"],
+        "tfrestore.classifiers.bundled": ["*.tflite", "*.txt", "LICENSE", "README.md"],
+    },
+    include_package_data=True,
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",

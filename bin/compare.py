@@ -27,8 +27,9 @@ flags.DEFINE_integer("steps", None, "Optimisation steps per method (default: pre
 flags.DEFINE_integer("seed", 0, "Seed of noise starts and jitter.")
 flags.DEFINE_list("layers", None, "Override the config's layers.")
 flags.DEFINE_list("methods", None, "Run only these methods of the config.")
-flags.DEFINE_string("perceptual_network", "vgg16", "Network of the perceptual score "
-                    "(vgg16 needs ImageNet weights; a .tflite path works offline; none).")
+flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual score "
+                    "(auto: vgg16 if its weights are cached, else the bundled "
+                    "mobilenet_v2_tflite; vgg16; a classifier name or path; none).")
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
 flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
                   "OUTPUT.json (missing cells show as -).")
@@ -64,9 +65,11 @@ def main(argv):
     except PerceptualUnavailable as e:
         logging.warning("%s", e)
         perceptual = None
+    # "auto" resolves to the network actually used (vgg16 or the bundled MobileNetV2).
+    perceptual_name = perceptual.setting if perceptual else FLAGS.perceptual_network
     # Methods are recorded per cell: editing one method reruns only its cells.
     settings = {"classifier": clf.describe(), "layers_config": config["layers"],
-                "perceptual_network": FLAGS.perceptual_network}
+                "perceptual_network": perceptual_name}
     if FLAGS.render_only:
         with open(FLAGS.output + ".json") as f:
             results = json.load(f)
@@ -80,7 +83,7 @@ def main(argv):
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
-          f"{FLAGS.seed}; mean ± std over images. Perceptual: {FLAGS.perceptual_network}"
+          f"{FLAGS.seed}; mean ± std over images. Perceptual: {perceptual_name}"
           f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "
           f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names))
     atomic_write(FLAGS.output + ".md", md)

@@ -13,11 +13,10 @@ Every preset field can be overridden by its flag (e.g. --feature_weight, --jitte
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from absl import app, flags, logging  # noqa: E402
-
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
+from tfrestore.inversion.presets import PRESETS, InversionSettings
 
 cli.define_classifier_flags()
 flags.DEFINE_integer("input_size", None, "Square input size (drops the head of "
@@ -34,63 +33,39 @@ flags.DEFINE_string("inverter", None, "Trained inverter (.keras, bin/train_inver
                     "for --method=network/hybrid.")
 flags.DEFINE_float("hybrid_lr_scale", 0.1, "--method=hybrid: multiplies the preset's "
                    "learning rates (the start is already close).")
-flags.DEFINE_enum("preset", "mv2016", ["mv2016", "mv2015"], "Settings of a paper.")
+flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "mv2016 / mv2015: the papers' settings; "
+                  "fast: mv2016's objective in a tenth of the steps (bench/convergence.py).")
 flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's; "
                      "$TFRESTORE_MAX_STEPS caps it). Schedules scale with the run length.")
 flags.DEFINE_integer("seed", 0, "Seed of the noise start and of the jitter.")
 flags.DEFINE_string("output_dir", None, "Folder for PNGs, figures, arrays.npz, "
                     "metrics.json and TensorBoard summaries.")
-flags.DEFINE_string("perceptual_network", "vgg16",
-                    "Network of the perceptual Gram score: vgg16 (ImageNet weights; "
-                    "skipped with a note when they cannot be loaded), a .tflite/.keras "
-                    "path, or none.")
-flags.DEFINE_integer("log_every", None, "Console/TensorBoard logging interval (steps).")
+flags.DEFINE_string("perceptual_network", "auto",
+                    "Network of the perceptual Gram score: auto (VGG16 when its ImageNet "
+                    "weights are cached, else the bundled MobileNetV2), vgg16, a "
+                    ".tflite/.keras path, or none.")
+flags.DEFINE_integer("log_every", None, "Progress/TensorBoard logging interval (steps).")
 flags.DEFINE_bool("figures", True, "Write the 4-panel figure per image.")
-# Overrides of preset fields (None = the preset's value).
-flags.DEFINE_enum("optimizer", None, ["adam", "sgd"], "adam, or momentum sgd.")
-flags.DEFINE_list("lr_values", None, "Learning rates of the piecewise-constant schedule.")
-flags.DEFINE_list("lr_boundaries", None, "Schedule boundaries as fractions of the run.")
-flags.DEFINE_float("momentum", None, "SGD momentum.")
-flags.DEFINE_float("feature_weight", None, "C, weight of the normalised feature loss.")
-flags.DEFINE_float("range_alpha", None, "alpha of the range prior N_alpha.")
-flags.DEFINE_float("range_weight", None, "Weight of N_alpha/(H W B^alpha); 0 disables.")
-flags.DEFINE_float("bound", None, "B, on the mean-subtracted 0-255 image.")
-flags.DEFINE_float("bound_factor", None, "B+ = bound_factor * B; 0 = no projection.")
-flags.DEFINE_float("tv_beta", None, "beta of the TV prior.")
-flags.DEFINE_float("tv_V", None, "V: TV is computed on x / V.")
-flags.DEFINE_bool("tv_per_pixel", None, "Divide TV by H*W.")
-flags.DEFINE_float("tv_weight", None, "Weight of TV; 0 disables.")
-flags.DEFINE_float("alpha_norm", None, "alpha of the 2015 alpha-norm prior.")
-flags.DEFINE_float("alpha_weight", None, "lambda_alpha; 0 disables.")
-flags.DEFINE_integer("jitter", None, "T: max translation in pixels.")
-flags.DEFINE_float("jitter_off", None, "Fraction of the run after which jitter stops.")
-flags.DEFINE_float("sigma", None, "sigma-scaling of the variable (2015); 0 = off.")
-flags.DEFINE_float("init_std", None, "Std of the Gaussian noise start (0-255 units).")
-flags.DEFINE_float("prior_start", None, "Fraction of the run with the feature loss alone "
-                   "before the --prior terms switch on (two-phase schedule).")
-flags.DEFINE_float("prior_crop", None, "Evaluate learned priors on a random crop of this "
-                   "fraction of the map each step (a stochastic estimate, much cheaper); 0 = whole map.")
+flags.DEFINE_string("checkpoint_dir", None, "Checkpoint the run here every 250 steps; a "
+                    "rerun with the same settings resumes.")
+flags.DEFINE_bool("fresh", False, "Start afresh in --checkpoint_dir (deletes its checkpoints).")
 flags.DEFINE_multi_string("prior", [], "A learned prior as PATH[@LAYER][:WEIGHT] (LAYER "
                           "'image' by default), repeatable, e.g. "
                           "--prior=checkpoints/foe_8x8x3_512.keras@image:1e-5 "
                           "--prior=fmap.keras@expanded_conv_3_add:1e-4.")
+# Every other inversion setting, generated from its one definition (InversionSettings);
+# None = the preset's value.
+SETTINGS_SKIP = ("preset", "layer", "steps", "seed")
+cli.define_settings_flags(InversionSettings, skip=SETTINGS_SKIP)
 flags.mark_flags_as_required(["layer", "output_dir"])
 FLAGS = flags.FLAGS
-
-OVERRIDES = ("optimizer", "momentum", "feature_weight", "range_alpha", "range_weight", "bound",
-             "bound_factor", "tv_beta", "tv_V", "tv_per_pixel", "tv_weight", "alpha_norm",
-             "alpha_weight", "jitter", "jitter_off", "sigma", "init_std", "prior_start",
-             "prior_crop")
+RUN_OUTPUTS = ("reconstructions", "figures", "tensorboard", "arrays.npz", "metrics.json")
 
 
 def _settings(clf):
     from tfrestore.inversion import get_settings
-    over = {k: getattr(FLAGS, k) for k in OVERRIDES}
-    for k in ("lr_values", "lr_boundaries"):
-        if getattr(FLAGS, k) is not None:
-            over[k] = [float(v) for v in getattr(FLAGS, k)]
-    return get_settings(FLAGS.preset, clf, FLAGS.layer, steps=FLAGS.steps,
-                        seed=FLAGS.seed, **over)
+    return get_settings(FLAGS.preset, clf, FLAGS.layer, steps=FLAGS.steps, seed=FLAGS.seed,
+                        **cli.settings_overrides(InversionSettings, skip=SETTINGS_SKIP))
 
 
 def _perceptual():
@@ -98,7 +73,7 @@ def _perceptual():
     try:
         return make_perceptual(FLAGS.perceptual_network), None
     except PerceptualUnavailable as e:
-        logging.warning("%s", e)
+        print(f"note: {e}", file=sys.stderr)
         return None, str(e)
 
 
@@ -118,7 +93,7 @@ def _run_inverter(clf, images, settings, terms):
         result = net.optimisation
         result.seconds = net.seconds
         result.settings = settings.replace(lr_values=net.settings["optimisation"]["lr_values"])
-    result.inverter = dict(net.settings, path=os.path.abspath(FLAGS.inverter))
+    result.inverter = dict(net.settings, path=FLAGS.inverter)
     return result
 
 
@@ -136,7 +111,8 @@ def main(argv):
         raise ValueError(f"--method={FLAGS.method} needs --inverter=PATH.keras (train one "
                          f"with bin/train_inverter.py).")
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
-    settings = _settings(clf)  # resolves --layer: UnknownLayerError lists valid names
+    settings = _settings(clf)  # resolves --layer (UnknownLayerError lists valid names), validates
+    cli.prepare_output_dir(FLAGS.output_dir, RUN_OUTPUTS)
     terms = prior_terms(clf, FLAGS.prior)  # checked against the layers they attach to
     if terms and FLAGS.method == "network":
         raise ValueError("--prior has no effect with --method=network; use --method=hybrid.")
@@ -147,13 +123,16 @@ def main(argv):
         result = _run_inverter(clf, loaded.images, settings, terms)
     else:
         result = invert(clf, loaded.images, settings, extra_terms=terms,
-                        log_every=FLAGS.log_every,
+                        log_every=FLAGS.log_every, checkpoint_dir=FLAGS.checkpoint_dir,
+                        fresh=FLAGS.fresh,
                         summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
     perceptual, note = _perceptual()
     metrics = evaluate_reconstructions(clf, loaded.images, result.reconstructions,
                                        FLAGS.layer, perceptual=perceptual)
     record = dict(settings.as_dict(), method=FLAGS.method, steps_run=result.steps,
                   seconds=result.seconds, images=FLAGS.images, **clf.describe(),
+                  converged=result.converged, stopped=result.stopped,
+                  convergence=result.convergence,
                   perceptual_network=(perceptual.describe() if perceptual else
                                       FLAGS.perceptual_network + " (skipped)"),
                   final_terms={k: v.tolist() for k, v in result.final_terms.items()})

@@ -59,34 +59,53 @@ def test_init_is_used_and_projected(vgg32, photo):
 
 
 def test_sgd_resets_momentum_at_each_lr_change(vgg32, photo, monkeypatch):
+    from tfrestore import engine
     monkeypatch.delenv("TFRESTORE_MAX_STEPS", raising=False)
     s = get_settings("mv2015", vgg32, "conv1_1", steps=8)
     assert s.optimizer == "sgd" and len(s.lr_values) == 3
-    opt = PreimageOptimizer(vgg32, photo, s)
     calls = []
-    orig = opt.reset_momentum
-    monkeypatch.setattr(opt, "reset_momentum", lambda: (calls.append(1), orig()))
-    r = opt.run(verbose=False)
-    assert len(calls) == 2
+    orig = engine.callbacks.reset_optimizer_state
+    monkeypatch.setattr(engine.callbacks, "reset_optimizer_state",
+                        lambda opt: (calls.append(int(opt.iterations.numpy())), orig(opt)))
+    r = invert(vgg32, photo, s, verbose=False)
+    assert calls == [2, 6]          # before the steps at the boundaries 100/400, 300/400
     assert np.isfinite(r.reconstructions).all()
+    calls.clear()
+    invert(vgg32, photo, s.replace(momentum_reset=False), verbose=False)
+    assert calls == []
 
 
-def test_adam_matches_textbook_update(vgg32, photo):
+def test_mv2016_on_the_engine_equals_the_papers_loop(vgg32, photo, monkeypatch):
+    """mv2016 through the engine against an independent loop written out here: the same
+    noise start, jitter draws, objective, textbook Adam (eps 1e-8) and B+ projection."""
     import tensorflow as tf
-    s = get_settings("mv2016", vgg32, "conv1_1")
-    opt = PreimageOptimizer(vgg32, photo, s)
-    x0 = opt.variable.numpy().astype(np.float64)
+    from tfrestore.engine.transforms import draw_shift, jitter
+    from tfrestore.engine.parameterizations import project_bound
+    from tfrestore.inversion import build_objective
+    monkeypatch.delenv("TFRESTORE_MAX_STEPS", raising=False)
+    s = get_settings("mv2016", vgg32, "conv2_1", steps=12, jitter=2, jitter_off=0.5)
+    ours = invert(vgg32, photo, s, verbose=False).reconstructions
+    obj = build_objective(vgg32, s)
+    obj.set_targets(photo)
+    mean = np.asarray(s.image_mean, np.float32)
+    x = project_bound(np.random.default_rng(s.seed).normal(0, s.init_std, photo.shape)
+                      .astype(np.float32), 160.0).numpy().astype(np.float64)
+    gen = tf.random.Generator.from_seed(s.seed)
     m = v = 0.0
-    x = x0
-    for t in range(1, 4):
-        g = np.full_like(x0, 0.5) * t - 0.1 * x
-        opt._update(tf.constant(g, tf.float32), 2.0)
+    for t in range(1, 13):
+        lr = s.lr_values[int(t - 1 >= 3) + int(t - 1 >= 7)]   # round(12 * 2/7), round(12 * 4/7)
+        xt = tf.constant((x + mean).astype(np.float32))
+        shift = draw_shift(gen, s.jitter if t - 1 < 6 else 0)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            total, _ = obj(xt, jitter(xt, shift))
+            loss = tf.reduce_sum(total)
+        g = tape.gradient(loss, xt).numpy().astype(np.float64)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        x = x - 2.0 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-        x_ours = opt.variable.numpy()
-        np.testing.assert_allclose(x_ours, x, rtol=1e-4, atol=1e-3)
-        x = x_ours.astype(np.float64)
+        x = x - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        x = project_bound(x.astype(np.float32), 160.0).numpy().astype(np.float64)
+    np.testing.assert_allclose(ours, x + mean, atol=0.05)
 
 
 def test_vgg16_presets_follow_the_papers(vgg32):
@@ -138,7 +157,24 @@ def test_settings_overrides_and_errors(vgg32):
         get_settings("mv2016", vgg32, "conv3_4")
 
 
-def test_wrong_image_size_is_a_clear_error(vgg32):
+def test_bad_images_are_clear_errors(vgg32, photo):
+    s = get_settings("mv2016", vgg32, "conv1_1")
     with pytest.raises(ValueError, match="size=32"):
-        PreimageOptimizer(vgg32, np.zeros((1, 40, 40, 3), np.float32),
-                          get_settings("mv2016", vgg32, "conv1_1"))
+        PreimageOptimizer(vgg32, np.zeros((1, 40, 40, 3), np.float32), s)
+    with pytest.raises(ValueError, match=r"batch \[N, H, W, 3\]"):
+        PreimageOptimizer(vgg32, photo[0], s)
+    with pytest.raises(ValueError, match="NaN"):
+        PreimageOptimizer(vgg32, np.full_like(photo, np.nan), s)
+    with pytest.raises(ValueError, match="multiply by 255"):
+        PreimageOptimizer(vgg32, photo / 255.0, s)
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("steps", 0, "at least 1"), ("steps", -5, "at least 1"),
+    ("lr_values", [float("nan")], "finite"), ("feature_weight", float("inf"), "finite"),
+    ("feature_weight", float("nan"), "finite"), ("prior_crop", 2.0, "fraction"),
+    ("jitter", -3, "pixels"), ("parameterization", "wavelet", "choose one of"),
+    ("lr_schedule", "exp", "choose one of"), ("jitter_off", 1.5, "fraction")])
+def test_settings_that_cannot_work_name_their_flag(vgg32, field, value, fragment):
+    with pytest.raises(ValueError, match=fr"--{field}=.*{fragment}"):
+        get_settings("mv2016", vgg32, "conv1_1", **{field: value})

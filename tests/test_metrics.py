@@ -90,3 +90,73 @@ def test_perceptual_offline_mobilenet(shared_data):
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)  # resized to 128
     assert score(a, a)[0] < 1e-6 and score(a, 255 - a)[0] > 1e-3
+
+
+# ------------------------------------------------- default perceptual network ("auto")
+@pytest.fixture
+def empty_keras_cache(monkeypatch, tmp_path):
+    """A Keras cache with no VGG16 weights (both the $KERAS_HOME and the /tmp fallback)."""
+    from tfrestore.metrics import perceptual
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(perceptual, "_FALLBACK_CACHE", str(tmp_path / "tmp_keras" / "models"))
+    return tmp_path / "keras" / "models"
+
+
+def test_perceptual_default_offline_is_the_bundled_network(empty_keras_cache):
+    import warnings
+    from tfrestore.metrics.perceptual import vgg16_weights_cached
+    assert vgg16_weights_cached() is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = make_perceptual()  # the default setting: "auto"
+    assert [str(w.message) for w in caught if "tfrestore" in w.filename] == []
+    d = score.describe()
+    assert d["perceptual_network"] == "mobilenet_v2_tflite"
+    assert d["perceptual_choice"].startswith("auto:") and "not cached" in d["perceptual_choice"]
+    assert d["perceptual_weights"].endswith("tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    assert len(score.layers) == 5 and all(l.endswith("/relu6") for l in score.layers)
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)  # resized to 224
+    assert score(a, a)[0] < 1e-6 and score(a, 255 - a)[0] > 1e-3
+
+
+def _fake_loader(calls, fail_vgg16=False):
+    from tfrestore.classifiers import WeightsError, load_classifier
+
+    def load(setting):
+        calls.append(setting)
+        if setting == "vgg16" and fail_vgg16:
+            raise WeightsError("corrupt cached file")
+        # Any VGG16 stands in (random weights, small input): only the choice is tested.
+        return load_classifier("vgg16", weights="random", input_size=32)
+    return load
+
+
+def test_perceptual_default_prefers_cached_vgg16(empty_keras_cache, monkeypatch):
+    from tfrestore.metrics import perceptual
+    cached = empty_keras_cache / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"h5")
+    assert perceptual.vgg16_weights_cached() == str(cached)
+    calls = []
+    monkeypatch.setattr(perceptual, "_load", _fake_loader(calls))
+    score = make_perceptual("auto")
+    assert calls == ["vgg16"] and score.describe()["perceptual_network"] == "vgg16"
+    assert str(cached) in score.describe()["perceptual_choice"]
+    assert score.layers == list(perceptual.VGG16_PERCEPTUAL_LAYERS)
+    # An unloadable cached file falls back to the bundled network, and says so.
+    calls.clear()
+    monkeypatch.setattr(perceptual, "_load", _fake_loader(calls, fail_vgg16=True))
+    score = make_perceptual("auto")
+    assert calls == ["vgg16", "mobilenet_v2_tflite"]
+    assert score.describe()["perceptual_network"] == "mobilenet_v2_tflite"
+    assert "failed to load" in score.describe()["perceptual_choice"]
+    # An explicit setting is never substituted.
+    monkeypatch.setattr(perceptual, "_load", _fake_loader([], fail_vgg16=True))
+    with pytest.raises(PerceptualUnavailable, match="auto"):
+        make_perceptual("vgg16")
+
+
+def test_perceptual_bundled_by_name():
+    score = make_perceptual("mobilenet_v2_tflite")
+    assert score.describe()["perceptual_choice"] == "requested: mobilenet_v2_tflite"

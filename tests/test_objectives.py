@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 
 from tfrestore.classifiers import Classifier, UnknownLayerError
-from tfrestore.inversion import (AlphaNorm, FeatureLoss, Objective, PiecewiseConstant,
-                                 PriorTerm, RangePrior, TotalVariation, project_bound)
-from tfrestore.inversion.transforms import draw_shift, jitter
+from tfrestore.engine.parameterizations import project_bound
+from tfrestore.inversion import (AlphaNorm, FeatureLoss, Objective, PriorTerm, RangePrior,
+                                 TotalVariation)
+from tfrestore.engine.transforms import draw_shift, jitter
 
 
 def _grad(term, x):
@@ -181,13 +182,3 @@ def test_jitter_is_zero_mean_uniform_and_a_roll(rng):
                                   np.roll(x, (2, -1), axis=(1, 2)))
 
 
-def test_piecewise_constant_schedule():
-    s = PiecewiseConstant([1000 / 3500, 2000 / 3500], [1.0, 0.3, 0.1])
-    assert [s(i, 3500) for i in (0, 999, 1000, 1999, 2000, 3499)] == \
-        [1.0, 1.0, 0.3, 0.3, 0.1, 0.1]
-    # Boundaries scale with the run length.
-    assert [s(i, 35) for i in (9, 10, 19, 20)] == [1.0, 0.3, 0.3, 0.1]
-    with pytest.raises(ValueError, match="one more value"):
-        PiecewiseConstant([0.5], [1.0])
-    with pytest.raises(ValueError, match="increase"):
-        PiecewiseConstant([0.6, 0.5], [1, 2, 3])

@@ -13,11 +13,13 @@ EXIT_USER_ERROR = 2
 
 
 def define_classifier_flags():
-    flags.DEFINE_string("classifier", "vgg16",
-                        "Network name (vgg16, alexnet, caffenet, mobilenet_v2, resnet50, "
+    flags.DEFINE_string("classifier", "mobilenet_v2_tflite",
+                        "Network name (mobilenet_v2_tflite: the bundled ImageNet MobileNetV2, "
+                        "offline; vgg16, alexnet, caffenet, mobilenet_v2, resnet50, "
                         "inception_v3, ...) or a path to a .keras or .tflite classifier.")
     flags.DEFINE_string("weights", "imagenet",
-                        "imagenet (downloaded and cached by Keras), random (seeded by "
+                        "imagenet (downloaded and cached by Keras; for mobilenet_v2_tflite "
+                        "the bundled file's own), random (seeded by "
                         "--weights_seed) or a path (.weights.h5, .keras, .npy, .tflite).")
     flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
     flags.DEFINE_string("preprocessing", None,
@@ -109,3 +111,74 @@ def run(main):
 
 
 flags.DEFINE_bool("debug", False, "On an error, also print the full traceback.")
+
+
+# --- Flags generated from a settings dataclass (one definition per setting) -------------
+
+def _flag_definer(f):
+    """The absl DEFINE_* function for a dataclass field's type."""
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+            "bool": flags.DEFINE_bool, "str": flags.DEFINE_string,
+            "list": flags.DEFINE_list}[t]
+
+
+def define_settings_flags(settings_class, skip=(), prefix=""):
+    """One flag per field of `settings_class` (a dataclass whose fields carry a "help"
+    metadata entry), default None = the preset's value. Returns the flag names."""
+    import dataclasses
+    names = []
+    for f in dataclasses.fields(settings_class):
+        if f.name in skip:
+            continue
+        name = prefix + f.name
+        _flag_definer(f)(name, None, f.metadata.get("help", ""))
+        names.append(name)
+    return names
+
+
+def settings_overrides(settings_class, skip=(), prefix=""):
+    """{field: value} of the generated flags that were given (lists parsed as floats when
+    the field's default is a list of numbers)."""
+    import dataclasses
+    out, FLAGS = {}, flags.FLAGS
+    for f in dataclasses.fields(settings_class):
+        if f.name in skip:
+            continue
+        value = getattr(FLAGS, prefix + f.name)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            try:
+                value = [float(v) for v in value]
+            except ValueError:
+                raise ValueError(f"--{prefix + f.name}={','.join(value)}: expected "
+                                 f"comma-separated numbers.") from None
+        out[f.name] = value
+    return out
+
+
+def prepare_output_dir(path, outputs=()):
+    """Create `path` for a run's outputs; remove the listed outputs of a previous run there
+    (so nothing stale sits beside the new results). A clear error if it cannot be a folder."""
+    import shutil
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--output_dir={path} is a file; give a folder (it is created).")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output_dir={path} cannot be created ({e.strerror}); give a "
+                         f"writable folder.") from None
+    removed = []
+    for name in outputs:
+        p = os.path.join(path, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+            removed.append(name)
+        elif os.path.exists(p):
+            os.remove(p)
+            removed.append(name)
+    if removed:
+        print(f"note: replaced the previous run's {', '.join(removed)} in {path}",
+              file=sys.stderr)
+    return path

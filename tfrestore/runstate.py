@@ -45,7 +45,7 @@ def settings_diff(old, new):
     return out
 
 
-def check_settings(folder, settings, fresh=False, flag="--fresh"):
+def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
     """Make `folder` safe to resume from with `settings`; returns what happened.
 
     Args:
@@ -53,7 +53,7 @@ def check_settings(folder, settings, fresh=False, flag="--fresh"):
       settings: dict of the settings that decide the run's result (JSON-able values;
         leave out what may change between resumes, e.g. logging intervals).
       fresh: delete `folder` (old checkpoints included) and start a new run.
-      flag: the command-line flag that sets `fresh`, named in the error message.
+      fresh_hint: how the user asks for a fresh start (e.g. the flag), named in errors.
     Returns:
       "new" (no earlier run), "fresh" (earlier run deleted), "resume" (same settings) or
       "adopted" (checkpoints from before settings were recorded: recorded now, resumed).
@@ -77,13 +77,13 @@ def check_settings(folder, settings, fresh=False, flag="--fresh"):
                 old = json.load(f)
         except (OSError, ValueError) as e:
             raise SettingsMismatchError(f"Cannot read the settings of the run in '{folder}' "
-                                        f"({path}: {e}); pass {flag} to delete it and start "
+                                        f"({path}: {e}); pass {fresh_hint} to delete it and start "
                                         f"afresh.") from e
         diff = settings_diff(old, settings)
         if diff:
             raise SettingsMismatchError(
                 f"Checkpoint folder '{folder}' holds a run with other settings ("
-                f"{'; '.join(diff)}). Rerun with the same settings to resume it, pass {flag} "
+                f"{'; '.join(diff)}). Rerun with the same settings to resume it, pass {fresh_hint} "
                 f"to delete it and start afresh, or choose another folder.")
         return "resume"
     elif os.path.isdir(folder) and set(os.listdir(folder)) - {SETTINGS_FILE}:

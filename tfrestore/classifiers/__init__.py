@@ -1,7 +1,9 @@
 """Classifiers to invert, all behind one interface (`Classifier`).
 
-`load_classifier("vgg16" | "alexnet" | "caffenet" | "mobilenet_v2" | ... | PATH.keras |
-PATH.tflite, weights="imagenet" | "random" | PATH, seed=0)`.
+`load_classifier("mobilenet_v2_tflite" | "vgg16" | "alexnet" | "caffenet" | "mobilenet_v2" |
+... | PATH.keras | PATH.tflite, weights="imagenet" | "random" | PATH, seed=0)`.
+
+`mobilenet_v2_tflite` ships inside the package (`bundled/`): real ImageNet weights offline.
 """
 import os
 
@@ -9,18 +11,22 @@ from tfrestore.classifiers import layers  # noqa: F401  (registers the LRN layer
 from tfrestore.classifiers.applications import (APPLICATIONS, imagenet_labels,
                                                load_application)
 from tfrestore.classifiers.base import Classifier, UnknownLayerError, split_activations
+from tfrestore.classifiers.bundled import BUNDLED, load_bundled
 from tfrestore.classifiers.preprocessing import PRESETS, Preprocessing, make_preprocessing
 from tfrestore.classifiers.weights import WeightsError, parse_weights
 
-__all__ = ["Classifier", "UnknownLayerError", "WeightsError", "Preprocessing",
-           "load_classifier", "load_keras_file", "available_classifiers",
+__all__ = ["DEFAULT_CLASSIFIER", "Classifier", "UnknownLayerError", "WeightsError",
+           "Preprocessing", "load_classifier", "load_keras_file", "available_classifiers",
            "split_activations", "make_preprocessing", "imagenet_labels"]
 
 _OWN = ("alexnet", "caffenet")
 
+# The default of every binary: bundled, so a fresh install works offline on real weights.
+DEFAULT_CLASSIFIER = "mobilenet_v2_tflite"
+
 
 def available_classifiers():
-    return sorted(list(APPLICATIONS) + list(_OWN))
+    return sorted(list(APPLICATIONS) + list(_OWN) + list(BUNDLED))
 
 
 def load_keras_file(path, preprocessing="raw", labels=None):
@@ -64,9 +70,10 @@ def _honour_input_size(clf, input_size, name=None):
     size = tuple(clf) if isinstance(clf, tuple) else tuple(clf.input_size)
     if input_size and size != (int(input_size), int(input_size)):
         h, w = size
-        raise ValueError(f"{name or clf.name} has a fixed input size of {h}x{w}; input_size="
-                         f"{input_size} cannot be honoured (leave --input_size unset, or use "
-                         f"a keras.applications network: {', '.join(sorted(APPLICATIONS))}).")
+        raise ValueError(f"{name or clf.name} takes {h}x{w} images only (a fixed input "
+                         f"size); input_size={input_size} cannot be honoured (leave "
+                         f"--input_size unset, or use a keras.applications network: "
+                         f"{', '.join(sorted(APPLICATIONS))}).")
     return clf
 
 
@@ -85,16 +92,18 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
 
     Args:
       name: a name from `available_classifiers()` or a path to a `.keras` or `.tflite` file.
-      weights: "imagenet" (downloaded and cached by Keras; a clear error offline),
-        "random" (seeded by `seed`), or a path to a weights file. Files (.keras,
+      weights: "imagenet" (downloaded and cached by Keras; a clear error offline; for the
+        bundled `mobilenet_v2_tflite`, the file's own ImageNet weights), "random" (seeded
+        by `seed`; not for bundled networks), or a path to a weights file. Files (.keras,
         .tflite) hold their own weights: anything but the default is an error.
       seed: seed for random weights.
       input_size: square input size for convolution-only use (drops the head) of a
         keras.applications network; AlexNet and files have a fixed size (another one
         is an error).
       preprocessing: override of the preprocessing preset (`PRESETS`) for `.keras` and
-        `.tflite` files.
-      labels: a labels file (one per line) or list, for `.keras` and `.tflite` files.
+        `.tflite` files and bundled networks.
+      labels: a labels file (one per line) or list, for `.keras` and `.tflite` files and
+        bundled networks.
     """
     _check_input_size(input_size)
     if not 0 <= int(seed) < 2 ** 32:
@@ -113,9 +122,14 @@ def load_classifier(name, weights="imagenet", seed=0, input_size=None, preproces
             raise WeightsError(f"Keras model file '{name}' does not exist.")
         return _honour_input_size(load_keras_file(name, preprocessing or "raw",
                                                   labels=_read_labels(labels)), input_size)
+    if name in BUNDLED:
+        return _honour_input_size(load_bundled(name, weights=weights,
+                                               preprocessing=preprocessing, labels=labels),
+                                  input_size)
     if preprocessing is not None or labels is not None:
-        raise ValueError(f"preprocessing and labels apply to .keras and .tflite files only; "
-                         f"'{name}' has its own (leave --preprocessing and --labels unset).")
+        raise ValueError(f"preprocessing and labels apply to .keras and .tflite files and "
+                         f"bundled networks only; '{name}' has its own (leave --preprocessing "
+                         f"and --labels unset).")
     if name in _OWN:
         from tfrestore.classifiers.alexnet import load_alexnet
         _honour_input_size((227, 227), input_size, name)

@@ -1,23 +1,21 @@
 """Pre-image optimisation with handcrafted priors (Mahendran & Vedaldi 2015, 2016).
 
-Three orthogonal parts (lucid / xplique style): objective terms (`objectives`),
-transforms and parameterisation (`transforms`), schedules (`schedules`); the loop
-(`optimize`) combines them with the settings of a preset (`presets`); `outputs`
-writes a run's folder for any method.
+Objective terms (`objectives`) and the settings of the presets (`presets`) are combined
+by `optimize` with the engine (`tfrestore.engine`: loop, parameterizations, transforms,
+schedules, callbacks); `outputs` writes a run's folder for any method.
 """
-from tfrestore.inversion.objectives import (IMAGE, AlphaNorm, FeatureLoss, Objective,
+from tfrestore.inversion.objectives import (IMAGE, ActivationTerm, AlphaNorm, FeatureLoss, Objective,
                                            PriorTerm, RangePrior, Term, TotalVariation)
-from tfrestore.inversion.optimize import (InversionResult, PreimageOptimizer,
-                                         build_objective, invert)
+from tfrestore.inversion.optimize import (ImageOptimizer, InversionResult,
+                                         PreimageOptimizer, build_objective, check_images,
+                                         invert)
 from tfrestore.inversion.presets import (PRESETS, InversionSettings, get_settings,
                                         image_mean)
-from tfrestore.inversion.schedules import PiecewiseConstant
-from tfrestore.inversion.transforms import jitter, project_bound
 
-__all__ = ["Term", "FeatureLoss", "AlphaNorm", "RangePrior", "TotalVariation", "PriorTerm",
-           "Objective", "IMAGE", "build_objective", "PreimageOptimizer", "InversionResult",
+__all__ = ["Term", "ActivationTerm", "FeatureLoss", "AlphaNorm", "RangePrior", "TotalVariation", "PriorTerm",
+           "Objective", "IMAGE", "build_objective", "PreimageOptimizer", "ImageOptimizer", "InversionResult", "check_images",
            "invert", "InversionSettings", "PRESETS", "get_settings", "image_mean",
-           "PiecewiseConstant", "jitter", "project_bound", "write_run"]
+           "write_run"]
 
 
 def __getattr__(name):  # outputs imports plotting (matplotlib): load it only when used

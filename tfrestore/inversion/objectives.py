@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfrestore.metrics.features import normalised_feature_error
 
 __all__ = ["Term", "FeatureLoss", "AlphaNorm", "RangePrior", "TotalVariation", "PriorTerm",
-           "Objective", "IMAGE"]
+           "ActivationTerm", "Objective", "IMAGE"]
 
 IMAGE = "image"
 
@@ -167,22 +167,28 @@ class PriorTerm(Term):
         if not 0.0 <= self.crop < 1.0:
             raise ValueError(f"crop must be a fraction in [0, 1), got {crop}.")
         self.seed = int(seed)
-        self._generator = None
+        self.generator = None
+        if self.crop:
+            self.make_generator()
         # 0 switches the term off without retracing the compiled step (two-phase runs:
         # feature loss alone first, then with the priors; see `prior_start`).
         self.gate = tf.Variable(1.0, trainable=False, name="prior_gate")
 
+    def make_generator(self):
+        """The seeded generator of the crops (created eagerly: it is checkpointed)."""
+        self.generator = tf.random.Generator.from_seed(self.seed)
+
     def _random_crop(self, x):
-        if self._generator is None:
-            self._generator = tf.random.Generator.from_seed(self.seed)
+        if self.generator is None:
+            self.make_generator()
         h, w = x.shape[1], x.shape[2]
         ph, pw = getattr(self.fn, "patch_size", (1, 1))
         ch = max(ph, int(round(self.crop * h)))
         cw = max(pw, int(round(self.crop * w)))
         if ch >= h and cw >= w:
             return x, 1.0
-        top = self._generator.uniform((), 0, h - ch + 1, tf.int32)
-        left = self._generator.uniform((), 0, w - cw + 1, tf.int32)
+        top = self.generator.uniform((), 0, h - ch + 1, tf.int32)
+        left = self.generator.uniform((), 0, w - cw + 1, tf.int32)
         scale = ((h - ph + 1) * (w - pw + 1)) / ((ch - ph + 1) * (cw - pw + 1))
         return x[:, top:top + ch, left:left + cw, :], scale
 
@@ -199,6 +205,47 @@ class PriorTerm(Term):
         if hasattr(self.fn, "describe"):
             d["prior"] = self.fn.describe()
         return d
+
+
+class ActivationTerm(Term):
+    """Minus the activation of a logit, channel or unit at layer `at` (so that minimising
+    the objective maximises it; activation maximisation, caricatures).
+
+    Args:
+      at: a classifier layer.
+      index: channel (last axis) index; None = every channel (with `mask`).
+      position: (y, x) for one unit of a spatial map; None = the spatial mean of the channel.
+      mask: optional fixed per-channel weights [C] (e.g. a caricature's direction);
+        the term is then -<mask, mean activation>.
+    """
+
+    def __init__(self, at, index=None, position=None, weight=1.0, name=None, mask=None):
+        label = (f"unit:{at}:{index}:{position[0]}:{position[1]}" if position is not None
+                 else f"channel:{at}:{index}" if index is not None else f"direction:{at}")
+        super().__init__(name or label, weight, at)
+        self.index = None if index is None else int(index)
+        self.position = None if position is None else tuple(int(p) for p in position)
+        self.mask = None if mask is None else tf.constant(np.asarray(mask, np.float32))
+
+    def activation(self, x):
+        """The activation being maximised, per example [B]."""
+        if x.shape.rank == 4:
+            if self.position is not None:
+                x = x[:, self.position[0], self.position[1], :]
+            else:
+                x = tf.reduce_mean(x, axis=[1, 2])
+        elif x.shape.rank != 2:
+            raise ValueError(f"{self.name}: layer output of rank {x.shape.rank} is not "
+                             f"[B, C] or [B, H, W, C].")
+        if self.mask is not None:
+            return tf.reduce_sum(x * self.mask, axis=-1)
+        return x[:, self.index]
+
+    def __call__(self, x):
+        return -self.activation(x)
+
+    def describe(self):
+        return dict(super().describe(), index=self.index, position=self.position)
 
 
 class Objective:

@@ -1,35 +1,37 @@
-"""The pre-image optimisation loop: one compiled step over a batch, Python around it.
+"""Pre-image optimisation on the engine: an image batch, an objective, the run's settings.
 
     settings = get_settings("mv2016", clf, "conv3_3")
     result = invert(clf, images, settings)          # images: [N, H, W, 3] RGB 0-255
     result.reconstructions                          # [N, H, W, 3] RGB 0-255
 
-The variable is the mean-subtracted image (divided by sigma with 2015's sigma-scaling),
-started from seeded Gaussian noise or an `init` batch (e.g. an inverting network's
-output), never from the target. Every step: jitter -> network -> objective -> gradient
--> Adam or momentum SGD -> projection onto the per-pixel bound B+.
+`ImageOptimizer` optimises any objective over images (inversion, activation maximisation,
+caricatures, sampling): the image is a parameterization's output (`settings.parameterization`,
+M&V's mean + sigma u by default), started from seeded Gaussian noise or an `init` batch (e.g.
+an inverting network's output), never from the target; each step the network sees the
+transformed (jittered) image and the image priors the untransformed one; after each step the
+image is projected onto the per-pixel bound B+.
 """
-import sys
-import time
+import copy
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import engine as E
 from tfrestore.io import cap_steps
 from tfrestore.inversion.objectives import (AlphaNorm, FeatureLoss, Objective, PriorTerm,
                                            RangePrior, TotalVariation)
-from tfrestore import summaries
-from tfrestore.inversion.schedules import PiecewiseConstant, step_boundaries
-from tfrestore.inversion.transforms import (draw_shift, effective_sigma, jitter,
-                                           project_bound)
+from tfrestore.inversion.presets import effective_sigma
 
-__all__ = ["build_objective", "PreimageOptimizer", "InversionResult", "invert"]
+__all__ = ["build_objective", "ImageOptimizer", "PreimageOptimizer", "InversionResult",
+           "invert", "check_images"]
 
 
-def build_objective(classifier, settings, extra_terms=()):
+def build_objective(classifier, settings, extra_terms=(), feature_loss=True):
     """The objective of `settings` (feature loss + enabled priors) plus `extra_terms`."""
-    terms = [FeatureLoss(settings.layer, weight=settings.feature_weight)]
+    terms = [FeatureLoss(settings.layer, weight=settings.feature_weight)] if feature_loss \
+        else []
     if settings.range_weight:
         terms.append(RangePrior(settings.range_alpha, settings.bound,
                                 center=settings.image_mean, weight=settings.range_weight))
@@ -44,18 +46,183 @@ def build_objective(classifier, settings, extra_terms=()):
     return Objective(classifier, terms + list(extra_terms))
 
 
+def check_images(images, classifier, what="images"):
+    """[N, H, W, 3] float32 RGB 0-255 fitting the classifier, else an error saying why
+    (`tfrestore.data.check_rgb_batch`, the one check of API images)."""
+    from tfrestore.data import check_rgb_batch
+    return check_rgb_batch(images, classifier.input_size, what)
+
+
 @dataclass
 class InversionResult:
     reconstructions: np.ndarray      # [N, H, W, 3] RGB 0-255, unclipped
     settings: object                 # InversionSettings
-    steps: int                       # steps actually run (after $TFRESTORE_MAX_STEPS)
+    steps: int                       # steps done (after $TFRESTORE_MAX_STEPS / stopping)
     seconds: float
     final_terms: dict = field(default_factory=dict)   # name -> [N] weighted values
     history: list = field(default_factory=list)       # logged {step, loss, lr, terms}
+    converged: bool = None           # the convergence criterion held at the end
+    stopped: str = "steps"           # "steps" | "converged"
+    convergence: dict = field(default_factory=dict)   # criterion, last relative change
+    curve: list = field(default_factory=list)         # CurveRecorder records, if any
 
 
-class PreimageOptimizer:
-    """State and compiled step of one inversion of a batch.
+class _PriorGate(E.Callback):
+    """Switch learned-prior terms on at `on_step` (two-phase runs), also when resuming."""
+
+    def __init__(self, gates, on_step):
+        self.gates, self.on_step = gates, on_step
+
+    def on_step_begin(self, engine, step):
+        if step in (engine.start_step, self.on_step):
+            for g in self.gates:
+                g.assign(1.0 if step >= self.on_step else 0.0)
+
+
+class _ConvergenceMeter(E.ConvergenceStop):
+    """ConvergenceStop that can also only measure (stop=False)."""
+
+    def __init__(self, rtol, window, min_step, stop):
+        super().__init__(rtol or 1e-3, window, min_step)
+        self.stop_run, self.change = stop, None
+
+    def on_step_end(self, engine, logs):
+        self.losses.append(logs.loss)
+        w = self.window
+        if len(self.losses) >= 2 * w and (logs.step % w == 0 or logs.step == engine.steps):
+            recent, before = np.mean(self.losses[-w:]), np.mean(self.losses[-2 * w:-w])
+            self.change = float(abs(before - recent) / max(abs(before), 1e-12))
+            if self.stop_run and logs.step >= self.min_step and self.change < self.rtol:
+                self.converged_at = logs.step
+                engine.stop("converged")
+
+
+class ImageOptimizer:
+    """The engine set up for an image batch, an `Objective` and `InversionSettings`.
+
+    Args:
+      classifier: the network the objective reads.
+      objective: an `Objective` (targets set, if it has feature losses).
+      settings: `InversionSettings` (optimizer, schedule, parameterization, transforms).
+      shape: [N, H, W, 3] of the batch (default from `init`).
+      init: optional [N, H, W, 3] RGB start; default seeded Gaussian noise.
+      steps: run length (default the settings'; capped by $TFRESTORE_MAX_STEPS).
+    """
+
+    def __init__(self, classifier, objective, settings, shape=None, init=None, steps=None):
+        self.classifier, self.objective, self.settings = classifier, objective, settings
+        s = settings
+        self.steps = cap_steps(s.steps if steps is None else steps)
+        if self.steps < 1:
+            raise ValueError(f"--steps={self.steps}: needs at least 1 optimisation step.")
+        mean = np.asarray(s.image_mean, np.float32)
+        if init is None:
+            rng = np.random.default_rng(s.seed)
+            centred = rng.normal(0.0, s.init_std, tuple(shape)).astype(np.float32)
+        else:
+            init = np.asarray(init, np.float32)
+            if shape is not None and tuple(init.shape) != tuple(shape):
+                raise ValueError(f"init has shape {init.shape}, the images {tuple(shape)}.")
+            centred = init - mean
+        h, w = centred.shape[1:3]
+        self.param = E.make_parameterization(
+            s.parameterization, mean=mean, bound=s.bound * s.bound_factor,
+            sigma=effective_sigma(s.sigma, h, w) if s.sigma else 0.0,
+            **self._param_options(s)).build(centred)
+        self.transforms = [E.Jitter(s.jitter, s.jitter_off, seed=s.seed)]
+        if s.scale_jitter:
+            self.transforms.append(E.RandomScale(s.scale_jitter, s.jitter_off, seed=s.seed + 1))
+        self.schedule = E.make_schedule(s.lr_schedule, self.steps, s.lr_values,
+                                        s.lr_boundaries)
+        self.optimizer = E.make_optimizer(s.optimizer, self.schedule, momentum=s.momentum)
+        self.engine = E.Engine(self.param.variables, self._loss, self.optimizer,
+                               project=self.param.project if self.param.bound else None)
+
+    @staticmethod
+    def _param_options(s):
+        if s.parameterization == "fourier":
+            return {"decay": s.fourier_decay}
+        if s.parameterization == "laplacian":
+            return {"levels": s.pyramid_levels, "gain": s.pyramid_gain}
+        return {}
+
+    def _loss(self, step, steps):
+        rgb = self.param.to_rgb()
+        seen = E.apply_transforms(self.transforms, rgb, step, steps)
+        return self.objective(rgb, seen)
+
+    def rgb(self):
+        """Current images, RGB 0-255 (unclipped)."""
+        return self.param.to_rgb()
+
+    def checkpoint_objects(self):
+        objs = {f"variable_{i}": v for i, v in enumerate(self.param.variables)}
+        objs["optimizer"] = self.optimizer
+        for i, t in enumerate(self.transforms):
+            objs[f"transform_{i}"] = t.generator
+        for i, t in enumerate(self.objective.terms):
+            if isinstance(t, PriorTerm) and t.crop:
+                objs[f"crop_{i}"] = t.generator
+        return objs
+
+    def callbacks(self, verbose=True, log_every=None, summary_dir=None, checkpoint_dir=None,
+                  checkpoint_every=250, fresh=False, curve=None, curve_every=25):
+        """The standard callbacks of a run (plus those the caller adds)."""
+        s, cbs = self.settings, []
+        if s.optimizer == "sgd" and s.momentum_reset:
+            cbs.append(E.OptimizerReset(getattr(self.schedule, "step_boundaries", [])))
+        gates = [t.gate for t in self.objective.terms if isinstance(t, PriorTerm)]
+        if gates:
+            cbs.append(_PriorGate(gates, E.step_boundaries([s.prior_start], self.steps)[0]))
+        cbs.append(E.NanGuard())
+        last_drop = max(getattr(self.schedule, "step_boundaries", [0]) or [0])
+        jitter_off = E.step_boundaries([s.jitter_off], self.steps)[0] if s.jitter else 0
+        self.meter = _ConvergenceMeter(s.converge_rtol, s.converge_window,
+                                       max(last_drop, jitter_off), stop=s.converge_rtol > 0)
+        cbs.append(self.meter)
+        if checkpoint_dir:
+            cbs.append(E.Checkpoint(checkpoint_dir, self.checkpoint_objects(),
+                                    every=checkpoint_every, fresh=fresh,
+                                    settings=dict(s.as_dict(), steps_run=self.steps)))
+        self.history = E.History(log_every)
+        cbs.append(self.history)
+        if curve is not None:
+            self.curve = E.CurveRecorder(curve, curve_every)
+            cbs.append(self.curve)
+        if summary_dir:
+            cbs.append(E.TensorBoard(summary_dir, log_every))
+        if verbose:
+            cbs.append(E.ProgressBar(log_every))
+        return cbs
+
+    def run(self, callbacks=(), **kw):
+        """Optimise; `kw` are `callbacks()` options. Returns an `InversionResult`."""
+        cbs = self.callbacks(**kw) + list(callbacks)
+        r = self.engine.run(self.steps, cbs)
+        final = r.last.terms if r.last is not None else {}
+        conv = {"rtol": self.meter.rtol, "window": self.meter.window,
+                "relative_change": self.meter.change, "checked_after_step": self.meter.min_step}
+        converged = None if self.meter.change is None else bool(
+            self.meter.change < self.meter.rtol and r.steps >= self.meter.min_step)
+        return InversionResult(self.rgb().numpy(), self.settings, r.steps, r.seconds,
+                               final, r.history, converged, r.stopped, conv,
+                               getattr(self, "curve", None) and self.curve.records or [])
+
+
+def _with_crop(terms, settings):
+    """Learned-prior terms with the run's crop setting (copies: the caller's are untouched)."""
+    out = []
+    for t in terms:
+        if isinstance(t, PriorTerm) and settings.prior_crop and not t.crop:
+            t = copy.copy(t)
+            t.crop, t.seed = float(settings.prior_crop), settings.seed
+            t.make_generator()
+        out.append(t)
+    return out
+
+
+class PreimageOptimizer(ImageOptimizer):
+    """`ImageOptimizer` for reconstructing `images` from `settings.layer`.
 
     Args:
       classifier: the `Classifier` to invert.
@@ -65,126 +232,25 @@ class PreimageOptimizer:
       extra_terms: more `Term`s (e.g. a learned prior `PriorTerm`).
     """
 
-    def __init__(self, classifier, images, settings, init=None, extra_terms=()):
-        from tfrestore.data import check_rgb_batch
-        images = check_rgb_batch(images, classifier.input_size)
-        self.classifier, self.settings = classifier, settings
-        n, h, w, _ = images.shape
-        for t in extra_terms:
-            if isinstance(t, PriorTerm) and settings.prior_crop and not t.crop:
-                t.crop, t.seed = float(settings.prior_crop), settings.seed
-        self.objective = build_objective(classifier, settings, extra_terms)
-        self.objective.set_targets(images)
-        self.mean = tf.constant(np.asarray(settings.image_mean, np.float32))
-        self.scale = effective_sigma(settings.sigma, h, w) if settings.sigma else 1.0
-        self.bound_plus = settings.bound * settings.bound_factor
-        if init is None:
-            rng = np.random.default_rng(settings.seed)
-            centred = rng.normal(0.0, settings.init_std, images.shape).astype(np.float32)
-        else:
-            init = np.asarray(init, np.float32)
-            if init.shape != images.shape:
-                raise ValueError(f"init has shape {init.shape}, the images {images.shape}.")
-            centred = init - np.asarray(settings.image_mean, np.float32)
-        if self.bound_plus:
-            centred = project_bound(centred, self.bound_plus).numpy()
-        self.variable = tf.Variable(centred / self.scale, name="preimage")
-        self.slots = [tf.Variable(tf.zeros_like(self.variable)) for _ in range(2)]
-        self.t = tf.Variable(0.0)
-        self.generator = tf.random.Generator.from_seed(settings.seed)
-        if settings.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got '{settings.optimizer}'.")
-        self.step = tf.function(self._step)
-
-    def rgb(self):
-        """Current reconstruction, RGB 0-255 (unclipped)."""
-        return self.mean + self.scale * self.variable
-
-    def _update(self, grad, lr):
-        if self.settings.optimizer == "adam":
-            b1, b2, eps = 0.9, 0.999, 1e-8
-            m, v = self.slots
-            self.t.assign_add(1.0)
-            m.assign(b1 * m + (1 - b1) * grad)
-            v.assign(b2 * v + (1 - b2) * tf.square(grad))
-            m_hat = m / (1 - tf.pow(b1, self.t))
-            v_hat = v / (1 - tf.pow(b2, self.t))
-            self.variable.assign_sub(lr * m_hat / (tf.sqrt(v_hat) + eps))
-        else:
-            vel = self.slots[0]
-            vel.assign(self.settings.momentum * vel - lr * grad)
-            self.variable.assign_add(vel)
-
-    def _step(self, lr, max_shift):
-        with tf.GradientTape() as tape:
-            rgb = self.rgb()
-            shifted = jitter(rgb, draw_shift(self.generator, max_shift))
-            total, values = self.objective(rgb, shifted)
-            # Images are independent: the gradient of the sum is each image's gradient.
-            loss = tf.reduce_sum(total)
-        grad = tape.gradient(loss, self.variable)
-        self._update(grad, lr)
-        if self.bound_plus:
-            self.variable.assign(project_bound(self.scale * self.variable, self.bound_plus)
-                                 / self.scale)
-        return total, values
-
-    def reset_momentum(self):
-        for s in self.slots:
-            s.assign(tf.zeros_like(s))
-
-    def run(self, steps=None, log_every=None, verbose=True, summary_dir=None, stream=None):
-        """Optimise for `steps` (default the settings', capped by $TFRESTORE_MAX_STEPS)."""
-        s = self.settings
-        steps = cap_steps(s.steps if steps is None else steps)
-        lr_schedule = PiecewiseConstant(s.lr_boundaries, s.lr_values)
-        jitter_off = step_boundaries([s.jitter_off], steps)[0]
-        prior_on = step_boundaries([s.prior_start], steps)[0] if s.prior_start else 0
-        gates = [t.gate for t in self.objective.terms if isinstance(t, PriorTerm)]
-        log_every = log_every or max(1, steps // 20)
-        stream = stream or sys.stdout
-        writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
-        history, prev_lr, total, values = [], None, None, {}
-        start = time.time()
-        for i in range(steps):
-            lr = lr_schedule(i, steps)
-            if s.optimizer == "sgd" and prev_lr is not None and lr != prev_lr:
-                self.reset_momentum()  # M&V 2015: momentum restarts at each lr change
-            prev_lr = lr
-            shift = s.jitter if i < jitter_off else 0
-            if gates and i in (0, prior_on):
-                for g in gates:
-                    g.assign(1.0 if i >= prior_on else 0.0)
-            total, values = self.step(tf.constant(lr, tf.float32),
-                                      tf.constant(shift, tf.int32))
-            if (i + 1) % log_every == 0 or i + 1 == steps:
-                rec = {"step": i + 1, "loss": float(tf.reduce_mean(total)), "lr": lr,
-                       "jitter": shift,
-                       "terms": {k: float(tf.reduce_mean(v)) for k, v in values.items()}}
-                history.append(rec)
-                elapsed = time.time() - start
-                left = elapsed / (i + 1) * (steps - i - 1)
-                if verbose:
-                    terms = " ".join(f"{k}={v:.4g}" for k, v in rec["terms"].items())
-                    print(f"step {i + 1}/{steps} loss={rec['loss']:.4g} [{terms}] lr={lr:.3g} "
-                          f"T={shift} {elapsed:.0f}s elapsed, ~{left:.0f}s left",
-                          file=stream, flush=True)
-                if writer is not None:
-                    with writer.as_default(step=i + 1):
-                        summaries.scalar("loss/total", rec["loss"])
-                        for k, v in rec["terms"].items():
-                            summaries.scalar(f"loss/{k}", v)
-                        summaries.scalar("schedule/lr", lr)
-                        summaries.scalar("schedule/jitter", shift)
-        if writer is not None:
-            writer.flush()
-        final = {k: np.asarray(v) for k, v in values.items()}
-        return InversionResult(self.rgb().numpy(), s, steps, time.time() - start, final,
-                               history)
+    def __init__(self, classifier, images, settings, init=None, extra_terms=(), steps=None):
+        images = check_images(images, classifier)
+        objective = build_objective(classifier, settings, _with_crop(extra_terms, settings))
+        objective.set_targets(images)
+        self.images = images
+        super().__init__(classifier, objective, settings, shape=images.shape, init=init,
+                         steps=steps)
 
 
 def invert(classifier, images, settings, init=None, extra_terms=(), steps=None,
-           log_every=None, verbose=True, summary_dir=None):
-    """Reconstruct `images` (RGB 0-255) from `settings.layer`; returns `InversionResult`."""
-    opt = PreimageOptimizer(classifier, images, settings, init=init, extra_terms=extra_terms)
-    return opt.run(steps=steps, log_every=log_every, verbose=verbose, summary_dir=summary_dir)
+           log_every=None, verbose=True, summary_dir=None, checkpoint_dir=None, fresh=False,
+           callbacks=(), curve=None):
+    """Reconstruct `images` (RGB 0-255) from `settings.layer`; returns `InversionResult`.
+
+    `checkpoint_dir` makes the run resumable (same settings only); `curve` is an optional
+    function of the current reconstructions -> {name: [N]} recorded every 25 steps.
+    """
+    opt = PreimageOptimizer(classifier, images, settings, init=init, extra_terms=extra_terms,
+                            steps=steps)
+    fn = None if curve is None else (lambda: curve(opt.rgb().numpy()))
+    return opt.run(callbacks, verbose=verbose, log_every=log_every, summary_dir=summary_dir,
+                   checkpoint_dir=checkpoint_dir, fresh=fresh, curve=fn)

@@ -25,47 +25,95 @@ vectors); 2015 lambda_TV = 1, 10, 100 for d < 1/3, < 2/3, beyond.
 import dataclasses
 from dataclasses import dataclass, field
 
-from tfrestore.inversion.transforms import SIGMA_2015, effective_sigma
+import math
 
 __all__ = ["InversionSettings", "PRESETS", "get_settings", "layer_family_position",
            "image_mean", "IMAGENET_MEAN_RGB"]
 
-PRESETS = ("mv2016", "mv2015")
+PRESETS = ("mv2016", "mv2015", "fast")
+
+# Mean Euclidean norm of mean-subtracted 227x227 training images (M&V 2015).
+SIGMA_2015 = 2.7098e4
+
+
+def effective_sigma(sigma, height, width, ref=227):
+    """The sigma used for an H x W image: `sigma` itself, at every size.
+
+    Keeping sigma (rather than rescaling it by sqrt(H W / 227^2) to keep ||u|| = 1)
+    keeps the per-pixel scale of u, hence of the alpha-norm and TV terms and of the
+    lambdas, equal to the paper's 227 x 227 setting; rescaling made the 6th-power
+    alpha-norm (x (227/H)^6 per pixel) blow up momentum SGD on small images.
+    """
+    del height, width, ref
+    return float(sigma)
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+def _f(default, help, factory=False):
+    """A settings field with its flag help (flags are generated from these fields)."""
+    if factory:
+        return field(default_factory=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class InversionSettings:
-    """Every number of one pre-image optimisation (recorded with its outputs)."""
-    preset: str = "mv2016"
-    layer: str = ""
-    steps: int = 3500
-    seed: int = 0
-    optimizer: str = "adam"                 # "adam" | "sgd" (momentum, reset at lr changes)
-    lr_values: list = field(default_factory=lambda: [1066.67e-2, 1066.67 * 3e-3,
-                                                     1066.67e-3])
-    lr_boundaries: list = field(default_factory=lambda: [1000 / 3500, 2000 / 3500])
-    momentum: float = 0.9
-    feature_weight: float = 300.0          # C
-    range_alpha: float = 6.0               # alpha of N_alpha (2016)
-    range_weight: float = 1.0              # multiplies N_alpha / (H W B^alpha); 0 = off
-    bound: float = 80.0                    # B, on the mean-subtracted 0-255 image
-    bound_factor: float = 2.0              # B+ = bound_factor * B; 0 = no projection
-    tv_beta: float = 2.0
-    tv_V: float = 80.0 / 6.5               # V: TV is computed on x / V
-    tv_per_pixel: bool = True              # divide TV by H*W (2016)
-    tv_weight: float = 1.0
-    alpha_norm: float = 6.0                # alpha of R_alpha (2015)
-    alpha_weight: float = 0.0              # lambda_alpha; 0 = off
-    jitter: int = 1                        # T, pixels
-    jitter_off: float = 2750 / 3500        # fraction of the run after which jitter stops
-    sigma: float = 0.0                     # sigma-scaling of the variable; 0 = off (1)
-    init_std: float = 80.0 / 6.5           # std of the Gaussian noise start, 0-255 units
-    image_mean: list = field(default_factory=lambda: list(IMAGENET_MEAN_RGB))
-    prior_start: float = 0.0               # fraction of the run before learned priors
-                                           # switch on (two-phase schedule); 0 = from start
-    prior_crop: float = 0.0                # learned priors on a random crop of this fraction
-                                           # of the map per step (PriorTerm.crop); 0 = whole
+    """Every number of one pre-image optimisation (recorded with its outputs).
+
+    This is the one definition of the settings: `tfrestore.cli.define_settings_flags`
+    generates a flag per field (default None = the preset's value) from it.
+    """
+    preset: str = _f("mv2016", "Named settings: " + ", ".join(("mv2016", "mv2015", "fast")))
+    layer: str = _f("", "Layer to invert.")
+    steps: int = _f(3500, "Optimisation steps ($TFRESTORE_MAX_STEPS caps them); schedules "
+                    "scale with the run length.")
+    seed: int = _f(0, "Seed of the noise start, the jitter and the learned-prior crops.")
+    optimizer: str = _f("adam", "Any keras.optimizers name: adam, sgd (momentum), rmsprop, "
+                        "nadam, adamw, ...")
+    lr_schedule: str = _f("piecewise", "Learning-rate schedule over the run: piecewise "
+                          "(lr_values at lr_boundaries), constant, cosine, warmup_cosine "
+                          "(these two decay lr_values[0] to 1%).")
+    lr_values: list = _f(lambda: [1066.67e-2, 1066.67 * 3e-3, 1066.67e-3],
+                         "Learning rates (piecewise: one more than boundaries).", True)
+    lr_boundaries: list = _f(lambda: [1000 / 3500, 2000 / 3500],
+                             "Piecewise schedule boundaries as fractions of the run.", True)
+    momentum: float = _f(0.9, "SGD momentum.")
+    momentum_reset: bool = _f(True, "SGD: reset the optimizer state at every learning-rate "
+                              "change (M&V 2015).")
+    parameterization: str = _f("mv", "Image variable: mv (mean + sigma u, M&V), pixels, "
+                               "fourier (decorrelated colour, 1/f-scaled Fourier basis), "
+                               "laplacian (pyramid).")
+    fourier_decay: float = _f(1.0, "fourier: coefficients scaled by 1/frequency^decay.")
+    pyramid_levels: int = _f(4, "laplacian: number of pyramid levels.")
+    pyramid_gain: float = _f(2.0, "laplacian: level k is scaled by gain^k.")
+    feature_weight: float = _f(300.0, "C, weight of the normalised feature loss.")
+    range_alpha: float = _f(6.0, "alpha of the range prior N_alpha (2016).")
+    range_weight: float = _f(1.0, "Weight of N_alpha/(H W B^alpha); 0 disables.")
+    bound: float = _f(80.0, "B, on the mean-subtracted 0-255 image.")
+    bound_factor: float = _f(2.0, "B+ = bound_factor * B is projected on after every step; "
+                             "0 = no projection.")
+    tv_beta: float = _f(2.0, "beta of the TV prior.")
+    tv_V: float = _f(80.0 / 6.5, "V: TV is computed on x / V.")
+    tv_per_pixel: bool = _f(True, "Divide TV by H*W (2016).")
+    tv_weight: float = _f(1.0, "Weight of TV; 0 disables.")
+    alpha_norm: float = _f(6.0, "alpha of the 2015 alpha-norm prior.")
+    alpha_weight: float = _f(0.0, "lambda_alpha of the 2015 alpha-norm prior; 0 disables.")
+    jitter: int = _f(1, "T: max jitter translation in pixels.")
+    jitter_off: float = _f(2750 / 3500, "Fraction of the run after which jitter stops.")
+    scale_jitter: float = _f(0.0, "Random zoom by up to this fraction (e.g. 0.05) while "
+                             "jitter is on; 0 = off.")
+    sigma: float = _f(0.0, "sigma-scaling of the variable (2015); 0 = off.")
+    init_std: float = _f(80.0 / 6.5, "Std of the Gaussian noise start (0-255 units).")
+    image_mean: list = _f(lambda: list(IMAGENET_MEAN_RGB), "Dataset mean RGB the variable "
+                          "is centred on.", True)
+    prior_start: float = _f(0.0, "Fraction of the run with the feature loss alone before the "
+                            "learned priors switch on (two-phase schedule).")
+    prior_crop: float = _f(0.0, "Evaluate learned priors on a random crop of this fraction of "
+                           "the map per step (a stochastic estimate); 0 = whole map.")
+    converge_rtol: float = _f(0.0, "Stop once the mean objective changes by less than this "
+                              "fraction between two windows (after the last lr drop); 0 = "
+                              "run all steps (convergence is still measured and recorded).")
+    converge_window: int = _f(50, "Window (steps) of the convergence criterion.")
 
     def replace(self, **overrides):
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
@@ -77,6 +125,60 @@ class InversionSettings:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+    def validate(self):
+        """Raise ValueError naming the setting (and its flag) for a value that cannot work."""
+        def bad(name, why):
+            raise ValueError(f"--{name}={getattr(self, name)!r}: {why}")
+        if self.preset not in PRESETS:
+            bad("preset", f"choose one of {list(PRESETS)}.")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            bad("steps", "needs at least 1 optimisation step.")
+        if not self.lr_values or not all(math.isfinite(float(v)) and float(v) > 0
+                                         for v in self.lr_values):
+            bad("lr_values", "learning rates must be finite and > 0.")
+        if self.lr_schedule == "piecewise" and \
+                len(self.lr_values) != len(self.lr_boundaries) + 1:
+            bad("lr_values", f"a piecewise schedule needs one more value than the "
+                f"{len(self.lr_boundaries)} --lr_boundaries.")
+        if not all(0.0 <= float(b) <= 1.0 for b in self.lr_boundaries) or \
+                list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            bad("lr_boundaries", "boundaries are increasing fractions of the run in [0, 1].")
+        from tfrestore.engine import PARAMETERIZATIONS, SCHEDULES
+        if self.lr_schedule not in SCHEDULES:
+            bad("lr_schedule", f"choose one of {list(SCHEDULES)}.")
+        if self.parameterization not in PARAMETERIZATIONS:
+            bad("parameterization", f"choose one of {list(PARAMETERIZATIONS)}.")
+        for name in ("feature_weight", "range_weight", "tv_weight", "alpha_weight", "bound",
+                     "bound_factor", "tv_V", "sigma", "init_std", "momentum",
+                     "converge_rtol", "scale_jitter", "fourier_decay", "pyramid_gain"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0:
+                bad(name, "must be a finite number >= 0.")
+        for name in ("range_alpha", "tv_beta", "alpha_norm"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v <= 0:
+                bad(name, "must be a finite number > 0.")
+        if self.tv_V == 0:
+            bad("tv_V", "must be > 0 (TV is computed on x / V).")
+        if self.range_weight and not self.bound:
+            bad("bound", "must be > 0 when the range prior is on.")
+        if not isinstance(self.jitter, int) or self.jitter < 0:
+            bad("jitter", "the jitter translation T is a whole number of pixels >= 0.")
+        for name in ("jitter_off", "prior_start"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                bad(name, "is a fraction of the run in [0, 1].")
+        if not 0.0 <= float(self.prior_crop) < 1.0:
+            bad("prior_crop", "is a fraction of the map in [0, 1) (0 = the whole map).")
+        if self.scale_jitter >= 1.0:
+            bad("scale_jitter", "is a zoom fraction in [0, 1).")
+        if self.converge_window < 1:
+            bad("converge_window", "needs at least 1 step.")
+        if self.pyramid_levels < 1:
+            bad("pyramid_levels", "needs at least 1 level.")
+        if len(self.image_mean) != 3:
+            bad("image_mean", "is one value per RGB channel.")
+        return self
 
 
 def image_mean(classifier):
@@ -170,14 +272,21 @@ def _mv2015_tv(family, pos):
     return 1.0 if pos < 1 / 3 else 10.0 if pos < 2 / 3 else 100.0
 
 
+# `fast`: the objective of mv2016 (same C, priors, B, jitter T per layer) optimised in a
+# tenth of the steps. Chosen by measurement (bench/convergence.py, results/convergence/).
+FAST = dict(steps=350, lr_schedule="piecewise", lr_values=[1066.67e-2, 1066.67 * 3e-3,
+            1066.67e-3], lr_boundaries=[1000 / 3500, 2000 / 3500], jitter_off=2750 / 3500)
+
+
 def get_settings(preset, classifier, layer, **overrides):
-    """Complete settings of `preset` ("mv2016" | "mv2015") for `layer` of `classifier`."""
+    """Complete settings of `preset` (mv2016 | mv2015 | fast) for `layer` of `classifier`;
+    any field can be overridden; the result is validated (ValueError names the flag)."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset '{preset}'. Choose one of {list(PRESETS)}.")
     family, pos = layer_family_position(classifier, layer)
     h, w = classifier.input_size
     mean = image_mean(classifier)
-    if preset == "mv2016":
+    if preset in ("mv2016", "fast"):
         B, alpha = 80.0, 6.0
         C, T = _mv2016_layer(family, pos)
         lr0 = B ** 2 / alpha
@@ -189,6 +298,8 @@ def get_settings(preset, classifier, layer, **overrides):
             tv_V=B / 6.5, tv_per_pixel=True, tv_weight=1.0, alpha_weight=0.0,
             jitter=int(T), jitter_off=2750 / 3500, sigma=0.0, init_std=B / 6.5,
             image_mean=mean)
+        if preset == "fast":
+            s = s.replace(**FAST)
     else:
         sig = effective_sigma(SIGMA_2015, h, w)
         s = InversionSettings(
@@ -199,4 +310,4 @@ def get_settings(preset, classifier, layer, **overrides):
             alpha_norm=6.0, alpha_weight=2.16e8, jitter=0, jitter_off=1.0, sigma=SIGMA_2015,
             # u ~ N(0, 1/(227^2 3)): a unit-norm start at the paper's size (std ~69 in 0-255).
             init_std=sig / (227 * 227 * 3) ** 0.5, image_mean=mean)
-    return s.replace(**overrides)
+    return s.replace(**overrides).validate()
