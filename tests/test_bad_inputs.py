@@ -91,9 +91,9 @@ CASES = [
     ("input_size_zero", "api", f"{API}{VGG32.replace('32', '0')}", 2, "input_size=0"),
     ("input_size_negative", "api", f"{API}{VGG32.replace('32', '-5')}", 2, "input_size=-5"),
     ("alexnet_input_size", "api", f"{API}load_classifier('alexnet', weights='random', "
-                                  f"input_size=64)", 2, "fixed input size of 227x227"),
+                                  f"input_size=64)", 2, "takes 227x227 images only"),
     ("keras_input_size", "api", f"{API}load_classifier('{{tiny}}', input_size=64)", 2,
-     "fixed input size of 32x32"),
+     "takes 32x32 images only"),
     ("keras_weights", "classify", ["--classifier={tiny}", "--weights=random",
                                    "--images=chelsea"], 2, "holds its own weights"),
     ("corrupt_keras_classifier", "classify", ["--classifier={bad_keras}", "--images=chelsea"],
@@ -113,7 +113,7 @@ CASES = [
      "expected a batch [N, H, W, 3]"),
     ("preprocessing_named_net", "api", f"{API}load_classifier('vgg16', weights='random', "
                                        f"preprocessing='tf')", 2,
-     "apply to .keras and .tflite files only"),
+     "preprocessing and labels apply to .keras and .tflite files and bundled networks only"),
     # -- image input (tfrestore.data)
     ("comma_in_path", "classify", ["--classifier={tiny}", "--images={tmp}/a,b.png",
                                    "--top_k=1"], 0, "a,b.png"),

@@ -80,7 +80,8 @@ def check_rgb_batch(images, size=None, what="images"):
     if size is not None and tuple(arr.shape[1:3]) != tuple(size):
         raise ImageInputError(f"{what}: images of {arr.shape[1]}x{arr.shape[2]} pixels do not fit "
                               f"the classifier's input {size[0]}x{size[1]}; load them with "
-                              f"tfrestore.data.load_images(..., size={tuple(size)}).")
+                              f"tfrestore.data.load_images(..., size="
+                              f"{size[0] if size[0] == size[1] else tuple(size)}).")
     if not np.all(np.isfinite(arr)):
         raise ImageInputError(f"{what}: {int(np.sum(~np.isfinite(arr)))} values are NaN or "
                               f"infinite; images must be finite RGB 0-255.")
