@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from tfrestore import cli  # noqa: E402
 
@@ -46,8 +46,7 @@ def main(argv):
     from tfrestore.inversion.methods import methods_from_config
     from tfrestore.io import atomic_write, environment_info
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
-    with open(FLAGS.config) as f:
-        config = json.load(f)
+    config = _read_config(FLAGS.config)
     methods = methods_from_config(config["methods"])
     if FLAGS.methods:
         unknown = set(FLAGS.methods) - {m.name for m in methods}
@@ -92,6 +91,26 @@ def main(argv):
     print(md)
 
 
+def _read_config(path):
+    """The comparison config, or an error naming the file and what is wrong with it."""
+    if not os.path.isfile(path):
+        raise ValueError(f"--config '{path}' does not exist (a JSON file; see "
+                         f"results/compare/mobilenet_v2_config.json).")
+    with open(path) as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--config '{path}' is not valid JSON: {e}.") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"--config '{path}' must hold a JSON object with keys classifier, "
+                         f"layers and methods.")
+    missing = [k for k in ("classifier", "layers", "methods") if k not in config]
+    if missing:
+        raise ValueError(f"--config '{path}' lacks {', '.join(missing)} (a comparison config "
+                         f"names the classifier, its layers and the methods).")
+    return config
+
+
 def _figure(prefix, image, layers, names, title):
     import numpy as np
     from tfrestore.plotting import save_reconstruction_grid
@@ -102,4 +121,4 @@ def _figure(prefix, image, layers, names, title):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

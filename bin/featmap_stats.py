@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from tfrestore import cli  # noqa: E402
 
@@ -47,10 +47,11 @@ def _safe(name):
 @cli.exit_on_user_error
 def main(argv):
     del argv
-    from tfrestore.io import environment_info
+    from tfrestore.io import environment_info, make_folder
     from tfrestore.stats import featmap_stats, save_stats, summary
-    if FLAGS.batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {FLAGS.batch_size}.")
+    if FLAGS.max_size < 0:
+        raise ValueError(f"--max_size={FLAGS.max_size}: must be >= 0 (0: the whole map).")
+    make_folder(FLAGS.output_dir, "--output_dir")  # fail before the statistics, not after
     clf = cli.classifier_from_flags()
     results = featmap_stats(
         clf, list(FLAGS.layer), FLAGS.images, limit=FLAGS.limit, batch_size=FLAGS.batch_size,
@@ -76,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

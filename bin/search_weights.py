@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from tfrestore import cli  # noqa: E402
 
@@ -55,15 +55,37 @@ def _value(text):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def _weights(flag, values):
+    """The positive finite numbers of a list flag, or an error naming the flag."""
+    import math
+    out = []
+    for v in values:
+        try:
+            w = float(v)
+        except ValueError:
+            w = float("nan")
+        if not (math.isfinite(w) and w > 0):
+            raise ValueError(f"--{flag}: '{v}' is not a weight; give positive numbers, "
+                             f"e.g. --{flag}={','.join(flags.FLAGS[flag].default)}.")
+        out.append(w)
+    return out
+
+
 def weight_combinations():
     import numpy as np
     n = len(FLAGS.prior)
+    if FLAGS.random < 0:
+        raise ValueError(f"--random={FLAGS.random}: must be >= 0 (0: use --grid).")
     if FLAGS.random:
-        lo, hi = (np.log10(float(v)) for v in FLAGS.log_range)
+        log_range = _weights("log_range", FLAGS.log_range)
+        if len(log_range) != 2 or log_range[0] >= log_range[1]:
+            raise ValueError(f"--log_range={','.join(FLAGS.log_range)}: give LOW,HIGH with "
+                             f"0 < LOW < HIGH.")
+        lo, hi = np.log10(log_range)
         draws = 10 ** np.random.default_rng(FLAGS.seed).uniform(lo, hi, (FLAGS.random, n))
         combos = [tuple(float(f"{w:.3g}") for w in row) for row in draws]
     else:
-        combos = list(itertools.product([float(w) for w in FLAGS.grid], repeat=n))
+        combos = list(itertools.product(_weights("grid", FLAGS.grid), repeat=n))
     return ([tuple([0.0] * n)] if FLAGS.include_zero else []) + combos
 
 
@@ -75,8 +97,14 @@ def main(argv):
     from tfrestore.inversion.comparison import markdown_table, run_comparison
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
+    from tfrestore.priors.layers import load_prior
     from tfrestore.io import atomic_write, write_json
     from tfrestore.metrics import make_perceptual
+    if not FLAGS.prior:
+        raise ValueError("--prior: name at least one prior whose weight is searched, as "
+                         "PATH@AT (e.g. --prior=checkpoints/foe_8x8x3_512.keras@image).")
+    if FLAGS.limit < 1:
+        raise ValueError(f"--limit={FLAGS.limit}: must be >= 1.")
     overrides = {}
     for item in FLAGS.set:
         if "=" not in item:
@@ -84,6 +112,8 @@ def main(argv):
         k, v = item.split("=", 1)
         overrides[k] = _value(v)
     specs = [parse_prior_spec(p) for p in FLAGS.prior]
+    for spec in specs:
+        load_prior(spec.path)  # a missing or unreadable prior fails before any work
     methods = []
     for combo in weight_combinations():
         name = "w=" + ",".join(f"{w:g}" for w in combo)
@@ -125,4 +155,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,14 +14,15 @@
 Writes OUTPUT_DIR/inverter.keras (load with `keras.models.load_model` after
 `import tfrestore`, or use with `bin/invert.py --method=network --inverter=...`),
 train_info.json (settings, seeds, image split, history), eval.json (held-out quality
-from every depth), tensorboard/ and ckpt/ (rerunning the same command resumes).
+from every depth), tensorboard/ and ckpt/ (rerunning the same command resumes; a rerun
+with other settings stops and names them, --fresh starts afresh).
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from tfrestore import cli  # noqa: E402
 
@@ -54,8 +55,29 @@ flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical de
                      "(with --strategy=mirrored, for testing data parallelism on CPU).")
 flags.DEFINE_string("output_dir", None, "Folder for inverter.keras, train_info.json, "
                     "eval.json, tensorboard/ and ckpt/.")
+flags.DEFINE_bool("fresh", False, "Delete the earlier run in --output_dir (ckpt/, "
+                  "tensorboard/) and start afresh.")
 flags.mark_flags_as_required(["images", "output_dir"])
 FLAGS = flags.FLAGS
+
+
+# Flags that decide the trained inverter: a resumed run must share them.
+RESULT_FLAGS = ("classifier", "weights", "weights_seed", "preprocessing", "input_size",
+                "images", "limit", "num_val", "val_images", "layer", "blocks", "mode", "kind",
+                "hidden", "steps", "batch_size", "lr", "schedule", "seed")
+
+
+def _check_resume(out):
+    """Resume from OUTPUT_DIR/ckpt only with the same RESULT_FLAGS (tfrestore.runstate)."""
+    import shutil
+    from tfrestore.io import make_folder
+    from tfrestore.runstate import check_settings
+    # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap (an interruption), not a setting.
+    settings = {k: FLAGS[k].value for k in RESULT_FLAGS}
+    make_folder(out, "--output_dir")
+    if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh) == "fresh":
+        shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)
+        print(f"--fresh: deleted the earlier run in {out}", flush=True)
 
 
 def _strategy():
@@ -75,17 +97,21 @@ def _strategy():
 @cli.exit_on_user_error
 def main(argv):
     del argv
-    strategy = _strategy()  # before anything initialises TensorFlow's devices
     from tfrestore.data import load_images
     from tfrestore.inverters import (TrainConfig, Trainer, build_stack, evaluate_stack,
                                      prepare_data, resolve_blocks, save_stack, train_info)
     from tfrestore.io import write_json
-    clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
-    blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     cfg = TrainConfig(mode=FLAGS.mode, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
                       lr=FLAGS.lr, schedule=FLAGS.schedule, seed=FLAGS.seed,
                       log_every=FLAGS.log_every, val_every=FLAGS.val_every,
                       checkpoint_every=FLAGS.checkpoint_every)
+    for name in ("num_val", "cpu_replicas"):
+        if FLAGS[name].value < 0:
+            raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
+    _check_resume(FLAGS.output_dir)
+    strategy = _strategy()  # before anything initialises TensorFlow's devices
+    clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
+    blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     val = load_images(FLAGS.val_images, clf.input_size) if FLAGS.val_images else None
     data = prepare_data(clf, ["input"] + blocks, loaded.images, loaded.paths,
@@ -113,4 +139,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -11,7 +11,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from tfrestore import cli  # noqa: E402
 
 flags.DEFINE_string("images", None, "Training images: folders, files, scikit-image photo "
                     "names, tfds:NAME:SPLIT:COUNT (comma-separated).")
@@ -46,7 +48,9 @@ flags.DEFINE_integer("seed", 0, "Seed of image split, patch sampling, init and b
 flags.DEFINE_integer("eval_every", 500, "Validation every this many steps.")
 flags.DEFINE_integer("patience", 0, "Early stopping after this many evaluations without "
                      "improvement (0: off).")
-flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun resumes from here.")
+flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun with the same "
+                    "settings resumes from here (other settings: an error naming them).")
+flags.DEFINE_bool("fresh", False, "Delete the run in --checkpoint_dir and start afresh.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint every this many steps.")
 flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
 flags.DEFINE_enum("distribute", "default", ["default", "mirrored"], "tf.distribute strategy.")
@@ -62,29 +66,27 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     import tensorflow as tf
+    if FLAGS.cpu_replicas < 0:
+        raise ValueError(f"--cpu_replicas={FLAGS.cpu_replicas}: must be >= 0.")
     if FLAGS.cpu_replicas:
         # Must happen before TensorFlow initialises its devices (any op does that).
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
-    from tfrestore.cli import exit_on_user_error
     from tfrestore.priors.recipe import train_patch_prior
-
-    def run(_):
-        f = FLAGS
-        train_patch_prior(
-            f.images, f.output, image_size=f.image_size, max_images=f.max_images,
-            classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
-            layer=f.layer, patch_size=f.patch_size, n_experts=f.n_experts, expert=f.expert,
-            layout=f.layout, whiten=f.whiten, whiten_dims=f.whiten_dims, centre=f.centre,
-            n_train=f.n_train, n_val=f.n_val, val_fraction=f.val_fraction,
-            val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, lr=f.lr,
-            schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
-            eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
-            checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, distribute=f.distribute,
-            figure=f.figure, log=logging.info)
-    return exit_on_user_error(run)(None)
+    f = FLAGS
+    train_patch_prior(
+        f.images, f.output, image_size=f.image_size, max_images=f.max_images,
+        classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
+        layer=f.layer, patch_size=f.patch_size, n_experts=f.n_experts, expert=f.expert,
+        layout=f.layout, whiten=f.whiten, whiten_dims=f.whiten_dims, centre=f.centre,
+        n_train=f.n_train, n_val=f.n_val, val_fraction=f.val_fraction,
+        val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, lr=f.lr,
+        schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
+        eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
+        checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, distribute=f.distribute,
+        figure=f.figure, log=logging.info, fresh=f.fresh)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

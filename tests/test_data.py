@@ -55,7 +55,7 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ImageInputError, match="empty file"):
         load_images(str(tmp_path / "zero.png"), 8)
     (tmp_path / "bad.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.raises(ImageInputError, match="Cannot decode"):
+    with pytest.raises(ImageInputError, match="cannot be decoded"):
         load_images(str(tmp_path / "bad.jpg"), 8)
     with pytest.raises(ImageInputError, match="No images"):
         load_images("", 8)

@@ -292,7 +292,11 @@ def test_network_reconstruction(clf, photos, trained):
     feats = clf.feature_model("c3")(photos.images[:4])
     np.testing.assert_allclose(res.reconstructions, np.asarray(inv(feats)), rtol=1e-4,
                                atol=1e-3)
-    # The shallower level of the same stack works too; unknown levels are a clear error.
+    # A joint stack is trained from its deepest level only: another level is an error.
+    with pytest.raises(InverterMismatchError, match="trained in joint mode, from 'c3' only"):
+        reconstruct_with_network(inv, clf, "c2", photos.images[:2])
+    # A stacked one starts from any of its levels; unknown levels are a clear error.
+    inv.mode = "stacked"
     assert reconstruct_with_network(inv, clf, "c2", photos.images[:2]).layer == "c2"
     with pytest.raises(InverterMismatchError, match="train an inverter"):
         reconstruct_with_network(inv, clf, "p1", photos.images[:2])
@@ -304,8 +308,11 @@ def test_network_reconstruction(clf, photos, trained):
 
 
 def test_load_inverter_rejects_other_files(tmp_path):
-    with pytest.raises(InverterMismatchError, match="Cannot load"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_inverter(str(tmp_path / "missing.keras"))
+    (tmp_path / "corrupt.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot be read as a Keras model"):
+        load_inverter(str(tmp_path / "corrupt.keras"))
     path = str(tmp_path / "plain.keras")
     tiny_model().save(path)
     with pytest.raises(InverterMismatchError, match="not a tfrestore"):

@@ -1,11 +1,15 @@
 """Flags and error handling shared by the absl binaries in bin/."""
 import os
 import sys
+import traceback
 
-from absl import flags, logging
+from absl import app, flags
 
 __all__ = ["define_classifier_flags", "classifier_from_flags", "command_line",
-           "exit_on_user_error"]
+           "exit_on_user_error", "run", "user_error_message", "EXIT_USER_ERROR"]
+
+# Exit status of every bad input: flag errors, bad values, missing or unreadable files.
+EXIT_USER_ERROR = 2
 
 
 def define_classifier_flags():
@@ -41,21 +45,72 @@ def command_line():
 
 
 def _user_errors():
+    """The exception types that mean "the input is wrong", not "tfrestore is broken".
+
+    OSError covers an output folder that is a file or cannot be created, a missing
+    config, a permission problem; the package's own error types all name the fix.
+    """
     from tfrestore.classifiers import UnknownLayerError, WeightsError
     from tfrestore.data import ImageInputError
-    return (UnknownLayerError, WeightsError, ImageInputError, FileNotFoundError, ValueError)
+    from tfrestore.metrics.perceptual import PerceptualUnavailable
+    return (UnknownLayerError, WeightsError, ImageInputError, PerceptualUnavailable,
+            OSError, ValueError)
+
+
+def _debug():
+    """--debug, if the binary has parsed its flags (any binary importing cli defines it)."""
+    try:
+        return bool(flags.FLAGS["debug"].value) if flags.FLAGS.is_parsed() else False
+    except KeyError:
+        return False
+
+
+def user_error_message(e):
+    """`error: ...` on one line (multi-line messages are joined), as printed on exit."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"error: {text or type(e).__name__}"
+
+
+def _fail(message, exc=None):
+    if exc is not None and _debug():
+        traceback.print_exception(exc)
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
 
 
 def exit_on_user_error(main):
-    """Wrap an absl main: a user error prints its message and exits with status 2."""
+    """Wrap an absl main: a user error prints one line `error: ...` and exits with status 2.
+
+    The traceback is printed too when the binary runs with --debug. Other exceptions
+    (defects of tfrestore) propagate with their traceback as usual.
+    """
+    if getattr(main, "_exits_on_user_error", False):
+        return main
+
     def wrapped(argv):
         try:
             return main(argv)
         except _user_errors() as e:
-            logging.error("%s", e)
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _fail(user_error_message(e), e)
+    wrapped._exits_on_user_error = True
+    wrapped.__doc__, wrapped.__name__ = main.__doc__, main.__name__
     return wrapped
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, but a bad flag exits 2 (absl itself exits 1) with one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{user_error_message(e)} (see --helpshort)", e)
+
+
+def run(main):
+    """`app.run(main)` for every binary: bad flags and user errors exit 2 with one line."""
+    app.run(exit_on_user_error(main), flags_parser=_parse_flags)
+
+
+flags.DEFINE_bool("debug", False, "On an error, also print the full traceback.")
 
 
 # --- Flags generated from a settings dataclass (one definition per setting) -------------

@@ -12,8 +12,9 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "save_keras", "environment_info",
-           "cap_steps", "MAX_STEPS_ENV"]
+__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "save_keras",
+           "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "read_keras",
+           "make_folder"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
 MAX_STEPS_ENV = "TFRESTORE_MAX_STEPS"
@@ -23,6 +24,29 @@ def cap_steps(steps):
     """`steps`, or fewer when $TFRESTORE_MAX_STEPS is set (tests, CI, smoke runs)."""
     cap = os.environ.get(MAX_STEPS_ENV)
     return min(int(steps), int(cap)) if cap else int(steps)
+
+
+def portable_path(path):
+    """`path` as recorded in outputs: relative when under the working folder, else the
+    bare file name for an absolute path (records must not carry this machine's layout)."""
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return path
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/")) or path
+
+
+def make_folder(path, what="folder"):
+    """Create folder `path` (and parents), or a ValueError naming `what` and the cause."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        part = path
+        while part and not os.path.exists(part):
+            part = os.path.dirname(part)
+        cause = (f"'{part}' is a file, not a folder" if part and os.path.isfile(part)
+                 else e.strerror or str(e))
+        raise ValueError(f"{what} '{path}' cannot be created: {cause}.") from None
+    return path
 
 
 def atomic_write(path, data):
@@ -46,6 +70,27 @@ def atomic_write(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def read_keras(path, what="Keras model"):
+    """`keras.models.load_model(path)` with errors that say what is wrong with the file.
+
+    (Keras reports any unreadable file as "File not found".) `what` names the file's role
+    in messages, e.g. "Classifier" or "Prior".
+    """
+    import zipfile
+
+    import keras
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} file '{path}' does not exist.")
+    if os.path.isdir(path) or not zipfile.is_zipfile(path):
+        raise ValueError(f"{what} file '{path}' cannot be read as a Keras model: it is not "
+                         f"a .keras archive (a zip written by model.save).")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001  (Keras raises many types for broken archives)
+        raise ValueError(f"{what} file '{path}' cannot be read as a Keras model: "
+                         f"{type(e).__name__}: {e}") from e
 
 
 def _jsonable(obj):
@@ -100,4 +145,4 @@ def environment_info():
     return {"tfrestore": tfrestore.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0], "platform": platform.platform(),
-            "argv": list(sys.argv)}
+            "argv": [portable_path(a) for a in sys.argv[:1]] + list(sys.argv[1:])}

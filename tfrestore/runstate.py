@@ -1,57 +1,93 @@
-"""Resume only what was started with the same settings.
+"""Resume a checkpointed run only with the settings it was started with.
 
-A long run (training, a long inversion) records the settings that matter in
-`FOLDER/run_settings.json` beside its checkpoints. Resuming into the folder with
-different settings raises `SettingsMismatchError` naming every differing setting and the
-way to start afresh, instead of silently continuing another run.
+A training run that checkpoints into a folder records, beside the checkpoints, the
+settings that decide its result (seed, steps, data split, mode, ...). A rerun into the
+same folder resumes only when none of them differ; otherwise it stops with a message
+that names every differing setting and the flag that starts afresh. Without this, a
+rerun with a new seed silently continues the old run and records the new seed.
+
+    from tfrestore.runstate import check_settings
+    check_settings("ckpt/", {"seed": 1, "steps": 3000}, fresh=FLAGS.fresh)
+
+Used by bin/train_prior.py and bin/train_inverter.py (and inversion checkpoints).
 """
 import json
 import os
 import shutil
 
-from tfrestore.io import write_json
-
-__all__ = ["SettingsMismatchError", "check_settings", "SETTINGS_FILE"]
+__all__ = ["SETTINGS_FILE", "SettingsMismatchError", "check_settings", "settings_diff"]
 
 SETTINGS_FILE = "run_settings.json"
 
 
 class SettingsMismatchError(ValueError):
-    pass
+    """A checkpoint folder was written by a run with other settings (message names them)."""
 
 
-def _normalise(obj):
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+def _normalise(settings):
+    # What JSON keeps: tuples become lists, numpy scalars and other objects their str.
+    def default(obj):
+        if hasattr(obj, "item"):
+            return obj.item()
+        return str(obj)
+    return json.loads(json.dumps(dict(settings), default=default, sort_keys=True))
+
+
+def settings_diff(old, new):
+    """['key: old -> new', ...] for every key whose value differs or exists on one side."""
+    missing = object()
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            fmt = lambda v: "(unset)" if v is missing else json.dumps(v)  # noqa: E731
+            out.append(f"{key}: {fmt(a)} -> {fmt(b)}")
+    return out
 
 
 def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
-    """Record `settings` in `folder`, or check them against the recorded ones.
+    """Make `folder` safe to resume from with `settings`; returns what happened.
 
     Args:
-      folder: the checkpoint folder (created).
-      settings: JSON-able dict of the settings a resumed run must share.
-      fresh: delete the folder's previous contents (checkpoints included) first.
-      fresh_hint: how the user asks for a fresh start (named in the error).
+      folder: the checkpoint folder (created if absent).
+      settings: dict of the settings that decide the run's result (JSON-able values;
+        leave out what may change between resumes, e.g. logging intervals).
+      fresh: delete `folder` (old checkpoints included) and start a new run.
+      fresh_hint: how the user asks for a fresh start (e.g. the flag), named in errors.
+    Returns:
+      "new" (no earlier run), "fresh" (earlier run deleted), "resume" (same settings) or
+      "adopted" (checkpoints from before settings were recorded: recorded now, resumed).
+    Raises:
+      SettingsMismatchError: the folder holds a run with other settings.
     """
+    from tfrestore.io import make_folder, write_json
+    settings = _normalise(settings)
+    path = os.path.join(folder, SETTINGS_FILE)
+    status = "new"
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise SettingsMismatchError(f"Checkpoint folder '{folder}' is a file; choose "
+                                    f"another folder.")
     if fresh and os.path.isdir(folder):
         shutil.rmtree(folder)
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, SETTINGS_FILE)
-    new = _normalise(settings)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        status = "fresh"
+    elif os.path.isfile(path) and set(os.listdir(folder)) != {SETTINGS_FILE}:
+        # (A record alone, from a run that failed before its first checkpoint, is no run.)
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SettingsMismatchError(f"Cannot read the settings of the run in '{folder}' "
+                                        f"({path}: {e}); pass {fresh_hint} to delete it and start "
+                                        f"afresh.") from e
+        diff = settings_diff(old, settings)
         if diff:
-            shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
             raise SettingsMismatchError(
-                f"{folder} holds a run with other settings ({shown}"
-                f"{'; ...' if len(diff) > 6 else ''}); resume with the same settings, or "
-                f"start afresh with {fresh_hint} (deletes its checkpoints) or another folder.")
-        return False
-    elif any(n.startswith("ckpt") or n == "checkpoint" for n in os.listdir(folder)):
-        raise SettingsMismatchError(
-            f"{folder} holds checkpoints without a record of their settings; start afresh "
-            f"with {fresh_hint} or use another folder.")
-    write_json(path, new)
-    return True
+                f"Checkpoint folder '{folder}' holds a run with other settings ("
+                f"{'; '.join(diff)}). Rerun with the same settings to resume it, pass {fresh_hint} "
+                f"to delete it and start afresh, or choose another folder.")
+        return "resume"
+    elif os.path.isdir(folder) and set(os.listdir(folder)) - {SETTINGS_FILE}:
+        status = "adopted"
+    make_folder(folder, "Checkpoint folder")
+    write_json(path, settings)
+    return status

@@ -65,7 +65,10 @@ def load_application(name, weights="imagenet", seed=0, input_size=None):
                                        _WEIGHTS_URL + fname, f"{type(e).__name__}: {e}") from e
     else:
         random_init(spec.seed)
-        model = ctor(weights=None, **kwargs)
+        try:
+            model = ctor(weights=None, **kwargs)
+        except ValueError as e:  # e.g. an input size below the network's minimum
+            raise ValueError(f"{name} at input_size={size}: {e}") from None
         if spec.kind == "file":
             try:
                 if spec.path.endswith(".keras"):

@@ -206,7 +206,8 @@ class Classifier:
 
     def predict_proba(self, rgb, batch_size=32):
         """Class scores (the model's final output) for RGB 0-255 images."""
-        rgb = np.asarray(rgb, "float32")
+        from tfrestore.data import check_rgb_batch
+        rgb = check_rgb_batch(rgb, self.input_size)
         out = []
         for i in range(0, len(rgb), batch_size):
             out.append(np.asarray(self.model(self.preprocess(rgb[i:i + batch_size]),
@@ -214,9 +215,12 @@ class Classifier:
         return np.concatenate(out, 0)
 
     def top_k(self, rgb, k=5):
-        """[(index, label, score), ...] per image."""
+        """[(index, label, score), ...] per image; 1 <= k <= the number of classes."""
         scores = self.predict_proba(rgb)
         scores = scores.reshape(len(scores), -1)
+        if isinstance(k, bool) or int(k) != k or not 1 <= k <= scores.shape[1]:
+            raise ValueError(f"top_k={k!r}: must be between 1 and the {scores.shape[1]} "
+                             f"outputs of {self.name}.")
         result = []
         for row in scores:
             idx = np.argsort(-row)[:k]

@@ -1,8 +1,9 @@
 """Image input: files, folders, scikit-image photographs, tensorflow-datasets."""
-from tfrestore.data.images import (IMAGE_EXTENSIONS, ImageInputError, LoadedImages,
-                                   list_image_files, load_image, load_images, resize_and_crop,
-                                   skimage_photo_names, tfds_images)
+from tfrestore.data.images import (IMAGE_EXTENSIONS, MIN_IMAGE_SIDE, ImageInputError,
+                                   LoadedImages, check_rgb_batch, list_image_files, load_image,
+                                   load_images, resize_and_crop, skimage_photo_names,
+                                   split_sources, tfds_images)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageInputError", "LoadedImages", "list_image_files",
-           "load_image", "load_images", "resize_and_crop", "skimage_photo_names",
-           "tfds_images"]
+__all__ = ["IMAGE_EXTENSIONS", "MIN_IMAGE_SIDE", "ImageInputError", "LoadedImages",
+           "check_rgb_batch", "list_image_files", "load_image", "load_images",
+           "resize_and_crop", "skimage_photo_names", "split_sources", "tfds_images"]

@@ -44,22 +44,11 @@ def build_objective(classifier, settings, extra_terms=(), feature_loss=True):
     return Objective(classifier, terms + list(extra_terms))
 
 
-def check_images(images, classifier, what="Images"):
-    """[N, H, W, 3] float32 RGB 0-255 fitting the classifier, else a ValueError saying why."""
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4:
-        raise ValueError(f"{what} must be a batch [N, H, W, 3]; got shape {images.shape} "
-                         f"(add a batch dimension: images[None]).")
-    if tuple(images.shape[1:3]) != tuple(classifier.input_size) or images.shape[-1] != 3:
-        raise ValueError(f"{what} of shape {images.shape} do not fit {classifier.name}'s "
-                         f"input {tuple(classifier.input_shape)}; load them with "
-                         f"size={classifier.input_size[0]}.")
-    if not np.isfinite(images).all():
-        raise ValueError(f"{what} contain NaN or infinite values.")
-    if images.size and images.max() <= 1.0:
-        raise ValueError(f"{what} look scaled to [0, 1] (max {images.max():.3g}); tfrestore "
-                         f"takes RGB in 0-255: multiply by 255.")
-    return images
+def check_images(images, classifier, what="images"):
+    """[N, H, W, 3] float32 RGB 0-255 fitting the classifier, else an error saying why
+    (`tfrestore.data.check_rgb_batch`, the one check of API images)."""
+    from tfrestore.data import check_rgb_batch
+    return check_rgb_batch(images, classifier.input_size, what)
 
 
 @dataclass

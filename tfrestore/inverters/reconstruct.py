@@ -10,9 +10,10 @@
 import time
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from tfrestore.classifiers import UnknownLayerError
 
 __all__ = ["InverterMismatchError", "NetworkResult", "load_inverter", "check_inverter",
            "reconstruct_with_network", "reconstruct_hybrid"]
@@ -34,11 +35,8 @@ class NetworkResult:
 def load_inverter(path):
     """Load a saved `.keras` inverter (registers tfrestore's layers first)."""
     import tfrestore  # noqa: F401  (registers InverterStack / InverseModule)
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:
-        raise InverterMismatchError(f"Cannot load inverter '{path}': {e}. Inverters are "
-                                    f"written by bin/train_inverter.py as .keras files.") from e
+    from tfrestore.io import read_keras
+    model = read_keras(path, "Inverter")
     if not hasattr(model, "invert_levels"):
         raise InverterMismatchError(f"'{path}' is a Keras model but not a tfrestore "
                                     f"inverter (InverterStack).")
@@ -47,14 +45,33 @@ def load_inverter(path):
 
 def check_inverter(inverter, classifier, layer):
     """Raise `InverterMismatchError` unless `inverter` inverts `layer` of `classifier`."""
+    trained_for = (f"the inverter was trained for '{inverter.classifier_name}' and inverts "
+                   f"from {', '.join(inverter.levels[1:])}")
+    targets = {}
+    for name in list(inverter.levels[1:]) + [layer]:
+        try:
+            targets[name] = classifier.resolve(name)
+        except UnknownLayerError:
+            raise InverterMismatchError(
+                f"Classifier '{classifier.name}' does not fit the inverter: {trained_for}, "
+                f"but '{classifier.name}' has no layer '{name}'. Pass the classifier the "
+                f"inverter was trained for.") from None
+    target = targets[layer]
+    resolved = {targets[l]: l for l in inverter.levels[1:]}
     if layer not in inverter.levels:
-        resolved = {classifier.resolve(l): l for l in inverter.levels[1:]}
-        if classifier.resolve(layer) not in resolved:
+        if target not in resolved:
             raise InverterMismatchError(
                 f"The inverter (trained for '{inverter.classifier_name}') has modules from "
                 f"{', '.join(inverter.levels[1:])}, not from '{layer}'; pass one of those "
                 f"layers or train an inverter for '{layer}' with bin/train_inverter.py.")
-        layer = resolved[classifier.resolve(layer)]
+        layer = resolved[target]
+    deepest = inverter.levels[-1]
+    if getattr(inverter, "mode", "") in ("joint", "end_to_end") and layer != deepest:
+        raise InverterMismatchError(
+            f"This inverter was trained in {inverter.mode} mode, from '{deepest}' only: its "
+            f"modules were never fed real '{layer}' features. Invert from '{deepest}', or "
+            f"train a solo or stacked inverter (bin/train_inverter.py --mode=stacked) to "
+            f"start from any level.")
     s = inverter.level_index(layer)
     for i in range(s + 1):
         name = inverter.levels[i]
@@ -69,8 +86,9 @@ def check_inverter(inverter, classifier, layer):
 
 def reconstruct_with_network(inverter, classifier, layer, images, batch_size=16):
     """Reconstruct RGB 0-255 `images` [N, H, W, 3] from their `layer` features in one pass."""
+    from tfrestore.data import check_rgb_batch
     layer = check_inverter(inverter, classifier, layer)
-    images = np.asarray(images, np.float32)
+    images = check_rgb_batch(images, classifier.input_size)
     feature_model = classifier.feature_model(layer)
 
     @tf.function

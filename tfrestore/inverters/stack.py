@@ -139,12 +139,15 @@ class InverterStack(keras.Model):
       hidden: hidden width per module (int, list or None for the default).
       preprocessing: the classifier's `Preprocessing` (its `invert` gives RGB 0-255).
       classifier: the classifier's name (recorded for users and `bin/invert.py`).
+      mode: the training mode (set by the trainer); joint and end_to_end stacks are
+        trained from the deepest level only, and `check_inverter` refuses other levels.
     Calling the stack on features of the deepest level returns RGB 0-255 images.
     """
 
     def __init__(self, levels, shapes, kind="deconv", hidden=None, preprocessing=None,
-                 classifier="", **kwargs):
+                 classifier="", mode="", **kwargs):
         super().__init__(**kwargs)
+        self.mode = str(mode)
         if len(levels) < 2 or len(levels) != len(shapes) or levels[0] != "input":
             raise BlockError(f"levels must be ['input', L1, ...] with one shape each; got "
                              f"levels={levels}, {len(shapes)} shapes.")
@@ -153,6 +156,8 @@ class InverterStack(keras.Model):
         n = len(levels) - 1
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         hiddens = [hidden] * n if hidden is None or np.isscalar(hidden) else list(hidden)
+        if any(h is not None and h < 1 for h in hiddens):
+            raise BlockError(f"hidden={hidden}: hidden channels must be >= 1 (or unset).")
         if len(kinds) != n or len(hiddens) != n:
             raise BlockError(f"{n} modules but {len(kinds)} kinds and {len(hiddens)} widths.")
         self.classifier_name = str(classifier)
@@ -216,11 +221,11 @@ class InverterStack(keras.Model):
                 "shapes": [list(s) for s in self.shapes], "kind": self.kinds,
                 "hidden": [m.hidden for m in self.inverse_modules],
                 "preprocessing": keras.saving.serialize_keras_object(self.prep),
-                "classifier": self.classifier_name}
+                "classifier": self.classifier_name, "mode": self.mode}
 
     def describe(self):
         """Settings dict recorded with outputs."""
-        return {"classifier": self.classifier_name, "levels": self.levels,
+        return {"classifier": self.classifier_name, "mode": self.mode, "levels": self.levels,
                 "shapes": [list(s) for s in self.shapes], "kinds": self.kinds,
                 "hidden": [m.hidden for m in self.inverse_modules],
                 "parameters": int(sum(np.prod(w.shape) for w in self.weights))}

@@ -19,6 +19,7 @@ batch order is a pure function of (seed, step) so that a run resumed from a
 `tf.train.CheckpointManager` checkpoint is identical to an uninterrupted one.
 """
 import dataclasses
+import math
 import time
 
 import keras
@@ -57,8 +58,13 @@ class TrainConfig:
             raise ValueError(f"Unknown training mode '{self.mode}'; use one of {MODES}.")
         if self.schedule not in ("thesis", "constant"):
             raise ValueError(f"Unknown schedule '{self.schedule}'; use thesis or constant.")
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("steps and batch_size must be >= 1 and lr > 0.")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name}={getattr(self, name)}: must be >= 1.")
+        if self.val_every < 0:
+            raise ValueError(f"--val_every={self.val_every}: must be >= 0 (0: at the end).")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr={self.lr}: must be a finite number > 0.")
 
 
 @dataclasses.dataclass
@@ -207,6 +213,7 @@ class Trainer:
                              f"{replicas} replicas of the distribution strategy.")
         with self.strategy.scope():
             self.stack = stack_factory()
+            self.stack.mode = self.cfg.mode  # saved: check_inverter knows where it may start
             if list(self.stack.levels) != list(data.levels):
                 raise ValueError(f"Stack levels {self.stack.levels} differ from the data's "
                                  f"{data.levels}.")

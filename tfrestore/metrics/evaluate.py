@@ -13,7 +13,12 @@ def evaluate_reconstructions(classifier, images, reconstructions, layer, percept
     Reconstructions are clipped to [0, 255] (the saved PNG is what is scored).
     `perceptual` is a `PerceptualScore` or None (then the key is absent).
     """
-    rec = np.clip(np.asarray(reconstructions, np.float32), 0, 255)
+    from tfrestore.data import check_rgb_batch
+    images = check_rgb_batch(images, classifier.input_size)
+    rec = np.asarray(reconstructions, np.float32)
+    if rec.shape != images.shape:
+        raise ValueError(f"reconstructions have shape {rec.shape}, the images {images.shape}.")
+    rec = np.clip(rec, 0, 255)
     out = image_metrics(images, rec)
     out["feature_error"] = feature_errors(classifier, images, rec, [layer])[layer]
     if perceptual is not None:

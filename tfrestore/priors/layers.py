@@ -313,10 +313,9 @@ class PatchPrior(keras.Model):
 
 def load_prior(path):
     """Load a saved `.keras` prior (a `PatchPrior`), with a clear error otherwise."""
-    import os
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Prior file '{path}' does not exist.")
-    prior = keras.models.load_model(path, compile=False)
+    from tfrestore.io import read_keras
+    prior = read_keras(path, "Prior")
     if not isinstance(prior, PatchPrior):
-        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a PatchPrior.")
+        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a learned patch prior "
+                         f"(PatchPrior, written by bin/train_prior.py).")
     return prior

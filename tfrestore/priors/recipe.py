@@ -1,10 +1,41 @@
 """End-to-end recipe behind `bin/train_prior.py`: images (or feature maps) -> patches ->
 statistics and whitening -> score matching -> saved `.keras` prior, figure and JSON record."""
+import math
 import os
 
 import numpy as np
 
-__all__ = ["train_patch_prior", "save_prior", "save_filter_figure"]
+__all__ = ["train_patch_prior", "save_prior", "save_filter_figure", "check_recipe",
+           "RESULT_SETTINGS"]
+
+# Settings that decide a trained prior: a resumed run must share them (tfrestore.runstate).
+RESULT_SETTINGS = ("images", "image_size", "max_images", "classifier", "weights",
+                   "weights_seed", "layer", "patch_size", "n_experts", "expert", "layout",
+                   "whiten", "whiten_dims", "centre", "n_train", "n_val", "val_fraction",
+                   "val_images", "steps", "batch_size", "lr", "schedule", "init_alpha", "seed",
+                   "eval_every", "patience")
+
+
+def check_recipe(s):
+    """Reject impossible training settings (a dict of train_patch_prior's arguments)."""
+    def need(ok, flag, what):
+        if not ok:
+            raise ValueError(f"--{flag}={s[flag]!r}: {what}.")
+    for name in ("image_size", "patch_size", "n_experts", "n_train", "n_val", "steps",
+                 "batch_size", "eval_every", "checkpoint_every"):
+        need(isinstance(s[name], (int, np.integer)) and s[name] >= 1, name,
+             "must be a whole number >= 1")
+    for name in ("max_images", "whiten_dims", "patience"):
+        need(s[name] >= 0, name, "must be >= 0 (0: no limit / default)")
+    if bool(s["classifier"]) != bool(s["layer"]):
+        raise ValueError("Feature-map priors need both --classifier and --layer (image "
+                         "priors neither).")
+    need(s["patch_size"] <= s["image_size"], "patch_size",
+         f"must be between 1 and --image_size={s['image_size']}")
+    for name in ("lr", "init_alpha"):
+        need(math.isfinite(s[name]) and s[name] > 0, name, "must be a finite number > 0")
+    need(math.isfinite(s["val_fraction"]) and 0 < s["val_fraction"] < 1, "val_fraction",
+         "must be between 0 and 1 (exclusive)")
 
 
 def save_filter_figure(prior, path, log=print, max_filters=256):
@@ -38,36 +69,67 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                       val_fraction=0.1, val_images=None, steps=25000, batch_size=250, lr=1.0,
                       schedule="thesis", init_alpha=0.1, seed=0, eval_every=500, patience=0,
                       checkpoint_dir=None, checkpoint_every=1000, log_dir=None,
-                      distribute="default", figure=None, log=print):
-    """Train and save a patch prior; returns (prior, record dict). See bin/train_prior.py."""
+                      distribute="default", figure=None, log=print, fresh=False):
+    """Train and save a patch prior; returns (prior, record dict). See bin/train_prior.py.
+
+    A rerun with the same `checkpoint_dir` resumes only with the same `RESULT_SETTINGS`
+    (else `tfrestore.runstate.SettingsMismatchError`); `fresh=True` deletes the old run.
+    """
     import tensorflow as tf
 
     from tfrestore.data.images import load_images
     from tfrestore.data.patches import feature_maps, prepare_patches
-    from tfrestore.io import cap_steps, environment_info, write_json
+    from tfrestore.io import (cap_steps, environment_info, make_folder, portable_path,
+                              write_json)
     from tfrestore.priors.layers import PatchPrior
     from tfrestore.priors.training import TrainConfig, train_prior
     from tfrestore.priors.whitening import fit_whitening
 
-    settings = {k: v for k, v in locals().items() if k not in ("log",) and not callable(v)
-                and not k[0].isupper() and k not in ("tf", "np")}
+    settings = {k: v for k, v in locals().items() if k not in ("log", "fresh")
+                and not callable(v) and not k[0].isupper() and k not in ("tf", "np")}
+    check_recipe(settings)
+    if not output.endswith(".keras"):
+        raise ValueError(f"--output='{output}': a prior is saved as .keras; end the name "
+                         f"in .keras.")
+    # An output folder that cannot be written fails now, not after hours of training.
+    make_folder(os.path.dirname(os.path.abspath(output)), "--output's folder")
+    if os.path.isdir(output):
+        raise ValueError(f"--output='{output}' is a folder; give a file name ending in .keras.")
+    settings["steps_requested"] = steps
     steps = cap_steps(steps)
     settings["steps"] = steps
+    # Records name files as typed, or relative: never this machine's absolute paths.
+    for key in ("images", "classifier", "weights", "checkpoint_dir", "log_dir", "output",
+                "figure"):
+        if isinstance(settings[key], str):
+            settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
+    if checkpoint_dir:
+        from tfrestore.runstate import check_settings
+        # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap, not a setting.
+        status = check_settings(checkpoint_dir, dict({k: settings[k] for k in RESULT_SETTINGS},
+                                                     steps=settings["steps_requested"]),
+                                fresh=fresh)
+        if status == "fresh":
+            log(f"--fresh: deleted the earlier run in {checkpoint_dir}")
     loaded = load_images(images, image_size, limit=max_images or None)
     arrays, names = loaded.images, loaded.paths
-    metadata = {"source": ",".join(images) if isinstance(images, (list, tuple)) else images,
+    metadata = {"source": settings["images"] if isinstance(settings["images"], str)
+                else ",".join(portable_path(p) for p in images),
                 "image_size": str(image_size), "space": "rgb_0_255"}
-    if classifier or layer:
-        if not (classifier and layer):
-            raise ValueError("Feature-map priors need both --classifier and --layer.")
+    if classifier:
         from tfrestore.classifiers import load_classifier
         clf = load_classifier(classifier, weights=weights, seed=weights_seed)
         clf.resolve(layer)  # unknown names raise with the list of valid ones
         arrays = feature_maps(clf, layer, load_images(images, clf.input_size,
                                                       limit=max_images or None).images)
-        metadata.update(classifier=clf.name, weights=str(clf.weights), layer=layer,
+        metadata.update(classifier=clf.name, weights=portable_path(str(clf.weights)),
+                        layer=layer,
                         space="raw_activations")
     log(f"{len(arrays)} inputs of shape {arrays.shape[1:]}")
+    if patch_size > min(arrays.shape[1:3]):
+        raise ValueError(f"--patch_size={patch_size}: must be between 1 and "
+                         f"{min(arrays.shape[1:3])}, the size of the "
+                         f"{'feature maps' if layer else 'images'} ({arrays.shape[1:3]}).")
     channelwise = layout == "channelwise"
     data = prepare_patches(list(arrays), names, (patch_size, patch_size), n_train, n_val,
                            val_fraction, seed, val_images, channelwise)

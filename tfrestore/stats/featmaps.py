@@ -94,6 +94,18 @@ def featmap_stats(classifier, layer, sources, limit=None, batch_size=16, max_siz
     Returns:
       dict of arrays and numbers (see `save_stats`), or a dict of them per layer.
     """
+    import math
+    finite = lambda v: math.isfinite(v)  # noqa: E731
+    for name, value, ok, rule in (
+            ("batch_size", batch_size, batch_size >= 1, ">= 1"),
+            ("bins", bins, bins >= 1, ">= 1"),
+            ("max_size", max_size, max_size is None or max_size >= 1, ">= 1"),
+            ("margin", margin, margin is None or margin >= 0, ">= 0"),
+            ("zero_tol", zero_tol, finite(zero_tol) and zero_tol >= 0, "finite and >= 0"),
+            ("inverse_eps", inverse_eps, finite(inverse_eps) and inverse_eps > 0,
+             "finite and > 0")):
+        if not ok:
+            raise ValueError(f"--{name}={value}: must be {rule}.")
     single = isinstance(layer, str)
     layers = [layer] if single else list(layer)
     for name in layers:
