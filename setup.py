@@ -6,7 +6,9 @@ setup(
     version="0.1.0",
     description=("Network inversion for TensorFlow 2 / Keras 3 classifiers with "
                  "handcrafted and learned (score-matched) patch priors."),
-    packages=find_packages(include=["tfrestore", "tfrestore.*"]),
+    packages=find_packages(include=["tfrestore", "tfrestore.*"]) + ["tfrestore.bin"],
+    # bin/ (the absl binaries) is installed as tfrestore.bin for the console entry points.
+    package_dir={"tfrestore.bin": "bin"},
     # Data inside the package: ImageNet labels, and the bundled ImageNet MobileNetV2 (TFLite,
     # 4 MB, Apache-2.0) that is the default classifier. MANIFEST.in lists them for sdists.
     package_data={
@@ -28,4 +30,9 @@ setup(
         "scikit-image",
     ],
     extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": [
+        f"tfrestore-{name.replace('_', '-')}=tfrestore.console:{name}" for name in (
+            "invert", "classify", "compare", "denoise", "featmap_stats", "search_weights",
+            "train_inverter", "train_prior", "train_dae", "actmax", "caricature", "sample",
+            "adversarial")]},
 )

@@ -19,9 +19,8 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("layer", "conv5", "AlexNet layer to cut at (canonical name).")
 flags.DEFINE_list("batch_sizes", ["1", "8"], "Images per call.")

@@ -13,10 +13,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
 flags.DEFINE_string("classifier", None, "Classifier name or .tflite/.keras path.")
 flags.DEFINE_string("inverter", None, "Trained inverter (.keras).")

@@ -20,9 +20,8 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_list("experts", ["512", "2048", "6000"], "N values.")
 flags.DEFINE_list("dims", ["191", "3000"], "d values.")

@@ -12,9 +12,8 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("images", "../shared/data/imagenet_samples", "Folder of images.")
 flags.DEFINE_integer("count", 10, "Images (the first COUNT files by name).")

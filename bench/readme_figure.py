@@ -10,12 +10,10 @@ at the end. Budget: the mv2016 preset with its schedule compressed to --steps (t
 3500), seed --seed, one image, on whatever CPU runs it.
 """
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("image", "chelsea", "A scikit-image photograph name or an image file.")
 flags.DEFINE_list("layers", ["Conv2d_0_0", "expanded_conv_3_add", "expanded_conv_6_add",

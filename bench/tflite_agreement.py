@@ -14,15 +14,14 @@ import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
-from tfrestore.classifiers.tflite import load_tflite  # noqa: E402
-from tfrestore.data import load_images  # noqa: E402
-from tfrestore.data.images import list_image_files  # noqa: E402
-from tfrestore.io import atomic_write, environment_info  # noqa: E402
+from tfrestore.classifiers.tflite import load_tflite
+from tfrestore.data import load_images
+from tfrestore.data.images import list_image_files
+from tfrestore.io import atomic_write, environment_info
 
 flags.DEFINE_string("models_dir", None, "Folder of .tflite classifiers.")
 flags.DEFINE_string("images", None, "Folder of <wnid>_<label>.JPEG ImageNet images.")

@@ -5,14 +5,11 @@
   python bin/classify.py --classifier=vgg16 --weights=imagenet --images=chelsea --json
 """
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 cli.define_classifier_flags()
 flags.DEFINE_string("images", None, "Image file, folder, scikit-image photo name or "

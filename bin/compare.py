@@ -10,13 +10,11 @@ rows methods, columns layers) and OUTPUT.png (rows methods, columns layers).
 """
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags, logging  # noqa: E402
+from absl import flags, logging
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 flags.DEFINE_string("config", None, "Comparison config (JSON): classifier, weights, "
                     "weights_seed, layers, methods.")

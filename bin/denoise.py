@@ -3,12 +3,9 @@
   python bin/denoise.py --priors checkpoints/foe_8x8x3_512.keras,checkpoints/ica_8x8x3_512.keras,tv \
       --images astronaut,chelsea,coffee,rocket,../shared/data/images --output results/denoising.md
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 flags.DEFINE_list("priors", ["tv"], "Methods: .keras prior files and/or 'tv'.")
 flags.DEFINE_list("images", None, "Test images (files, folders, scikit-image photo names).")

@@ -11,13 +11,11 @@ Writes, per layer, <output_dir>/<classifier>_<layer>.{npz,json} and
 ..._covariance.png, ..._gram.png, ..._sparsity.png.
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags, logging  # noqa: E402
+from absl import flags, logging
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 cli.define_classifier_flags()
 flags.DEFINE_list("layer", None, "Layer name(s), comma-separated (aliases such as pool5 or "

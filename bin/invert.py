@@ -13,7 +13,7 @@ Every preset field can be overridden by its flag (e.g. --feature_weight, --jitte
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tfrestore import cli
 from tfrestore.inversion.presets import PRESETS, InversionSettings
@@ -97,7 +97,6 @@ def _run_inverter(clf, images, settings, terms):
     return result
 
 
-@cli.exit_on_user_error
 def main(argv):
     del argv
     from tfrestore.data import load_images
@@ -149,4 +148,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,14 +13,11 @@ comparison machinery (`tfrestore.inversion.comparison`), so a search is resumabl
 reports the same metrics. Writes OUTPUT.json and OUTPUT.md (ranked).
 """
 import itertools
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 cli.define_classifier_flags()
 flags.DEFINE_list("layer", None, "Layer(s) to invert; the ranking averages over them.")

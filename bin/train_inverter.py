@@ -18,13 +18,11 @@ from every depth), tensorboard/ and ckpt/ (rerunning the same command resumes; a
 with other settings stops and names them, --fresh starts afresh).
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 cli.define_classifier_flags()
 flags.DEFINE_integer("input_size", None, "Square input size for keras.applications nets.")
@@ -49,10 +47,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the split, the initialisation and the b
 flags.DEFINE_integer("log_every", 10, "Logging interval (steps).")
 flags.DEFINE_integer("val_every", 100, "Validation interval (steps); 0 = only at the end.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint interval (steps).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
-                  "tf.distribute strategy: default, or mirrored over all visible devices.")
-flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices "
-                     "(with --strategy=mirrored, for testing data parallelism on CPU).")
+cli.define_strategy_flags()
 flags.DEFINE_string("output_dir", None, "Folder for inverter.keras, train_info.json, "
                     "eval.json, tensorboard/ and ckpt/.")
 flags.DEFINE_bool("fresh", False, "Delete the earlier run in --output_dir (ckpt/, "
@@ -80,20 +75,6 @@ def _check_resume(out):
         print(f"--fresh: deleted the earlier run in {out}", flush=True)
 
 
-def _strategy():
-    import tensorflow as tf
-    if FLAGS.cpu_replicas:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
-    if FLAGS.strategy == "mirrored":
-        devices = None
-        if FLAGS.cpu_replicas:
-            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    return None
-
-
 @cli.exit_on_user_error
 def main(argv):
     del argv
@@ -109,7 +90,7 @@ def main(argv):
         if FLAGS[name].value < 0:
             raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
     _check_resume(FLAGS.output_dir)
-    strategy = _strategy()  # before anything initialises TensorFlow's devices
+    strategy = cli.strategy_from_flags()  # before anything initialises TensorFlow's devices
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
     blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)

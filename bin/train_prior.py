@@ -6,20 +6,20 @@ Feature-map prior on a classifier layer:
   python bin/train_prior.py --images chelsea,astronaut --classifier vgg16 --weights random \
       --layer conv1_1/lin --patch_size 3 --n_experts 64 --output conv1.keras
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags, logging  # noqa: E402
+from absl import flags, logging
 
-from tfrestore import cli  # noqa: E402
+from tfrestore import cli
 
 flags.DEFINE_string("images", None, "Training images: folders, files, scikit-image photo "
                     "names, tfds:NAME:SPLIT:COUNT (comma-separated).")
-flags.DEFINE_integer("image_size", 128, "Images are resized (short side) and centre-cropped "
+flags.DEFINE_integer("input_size", 128, "Images are resized (short side) and centre-cropped "
                      "to this square size before patches are drawn.")
-flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
+flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
+# Earlier names of flags renamed to the name every binary uses.
+flags.DEFINE_alias("image_size", "input_size")
+flags.DEFINE_alias("max_images", "limit")
 flags.DEFINE_string("classifier", None, "Train on this classifier's feature maps (name or "
                     ".keras/.tflite path) instead of on pixels; needs --layer.")
 flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
@@ -53,9 +53,7 @@ flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun with 
 flags.DEFINE_bool("fresh", False, "Delete the run in --checkpoint_dir and start afresh.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint every this many steps.")
 flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
-flags.DEFINE_enum("distribute", "default", ["default", "mirrored"], "tf.distribute strategy.")
-flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices "
-                     "(with --distribute=mirrored: data-parallel on one machine, for tests).")
+cli.define_strategy_flags()
 flags.DEFINE_string("output", None, "Where to write the prior (.keras).")
 flags.DEFINE_string("figure", None, "Filter figure PNG (default: next to --output).")
 flags.mark_flag_as_required("images")
@@ -65,18 +63,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    import tensorflow as tf
-    if FLAGS.cpu_replicas < 0:
-        raise ValueError(f"--cpu_replicas={FLAGS.cpu_replicas}: must be >= 0.")
-    if FLAGS.cpu_replicas:
-        # Must happen before TensorFlow initialises its devices (any op does that).
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+    strategy = cli.strategy_from_flags()   # before TensorFlow sets up its devices
     from tfrestore.priors.recipe import train_patch_prior
     f = FLAGS
     train_patch_prior(
-        f.images, f.output, image_size=f.image_size, max_images=f.max_images,
+        f.images, f.output, image_size=f.input_size, max_images=f.limit,
         classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
         layer=f.layer, patch_size=f.patch_size, n_experts=f.n_experts, expert=f.expert,
         layout=f.layout, whiten=f.whiten, whiten_dims=f.whiten_dims, centre=f.centre,
@@ -84,7 +75,7 @@ def main(argv):
         val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, lr=f.lr,
         schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
         eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
-        checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, distribute=f.distribute,
+        checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, strategy=strategy,
         figure=f.figure, log=logging.info, fresh=f.fresh)
 
 

@@ -106,8 +106,17 @@ def _parse_flags(argv):
 
 
 def run(main):
-    """`app.run(main)` for every binary: bad flags and user errors exit 2 with one line."""
+    """`app.run(main)` for every binary: bad flags and user errors exit 2 with one line;
+    the shared flags (defined here) are shown by the binary's --helpshort."""
+    _adopt_shared_flags()
     app.run(exit_on_user_error(main), flags_parser=_parse_flags)
+
+
+def _adopt_shared_flags():
+    f = flags.FLAGS
+    main_module = sys.argv[0]
+    for flag in f.flags_by_module_dict().get(__name__, []):
+        f.register_key_flag_for_module(main_module, flag)
 
 
 flags.DEFINE_bool("debug", False, "On an error, also print the full traceback.")
@@ -162,13 +171,9 @@ def prepare_output_dir(path, outputs=()):
     """Create `path` for a run's outputs; remove the listed outputs of a previous run there
     (so nothing stale sits beside the new results). A clear error if it cannot be a folder."""
     import shutil
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"--output_dir={path} is a file; give a folder (it is created).")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--output_dir={path} cannot be created ({e.strerror}); give a "
-                         f"writable folder.") from None
+
+    from tfrestore.io import make_folder
+    make_folder(path, "--output_dir")
     removed = []
     for name in outputs:
         p = os.path.join(path, name)
@@ -182,3 +187,35 @@ def prepare_output_dir(path, outputs=()):
         print(f"note: replaced the previous run's {', '.join(removed)} in {path}",
               file=sys.stderr)
     return path
+
+
+# --- Flag groups shared by the training binaries ----------------------------------------
+
+def define_strategy_flags():
+    """--strategy (one_device | mirrored; `default` = one_device) and --cpu_replicas."""
+    flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored"],
+                      "tf.distribute strategy: default/one_device (this device) or mirrored "
+                      "(data-parallel over this machine's devices).")
+    flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices "
+                         "(with --strategy=mirrored: data-parallel on one machine, for tests).")
+    flags.DEFINE_alias("distribute", "strategy")   # the flag's earlier name (train_prior)
+
+
+def strategy_from_flags():
+    """The tf.distribute strategy of --strategy/--cpu_replicas (None = the default one).
+
+    Must run before TensorFlow initialises its devices (any op does that)."""
+    import tensorflow as tf
+    f = flags.FLAGS
+    if f.cpu_replicas < 0:
+        raise ValueError(f"--cpu_replicas={f.cpu_replicas}: must be >= 0.")
+    if f.cpu_replicas:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * f.cpu_replicas)
+    if f.strategy == "mirrored":
+        devices = None
+        if f.cpu_replicas:
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return None

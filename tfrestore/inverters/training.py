@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import engine as E
 from tfrestore import summaries
 from tfrestore.io import cap_steps, environment_info, write_json
 
@@ -280,29 +281,39 @@ class Trainer:
         stop = cfg.steps if until is None else min(int(until), cfg.steps)
         indices = batch_indices(self.data.n_train, cfg.batch_size, cfg.steps, cfg.seed)
         ds = _dataset(self.data.train, indices[start:stop])
-        ds = self.strategy.experimental_distribute_dataset(ds)
+        batches = iter(self.strategy.experimental_distribute_dataset(ds))
         t0 = time.time()
-        for batch in ds:
-            losses = self._train_step(batch)
-            self.step.assign_add(1)
-            s = int(self.step.numpy())
-            record = None
-            if s % cfg.log_every == 0 or s == cfg.steps:
-                record = {"step": s, "time_s": round(time.time() - t0, 2),
-                          "lr": float(self.optimizer.learning_rate.numpy()),
-                          **{k: float(v) for k, v in losses.items()}}
-                record["train_total"] = float(sum(float(v) for v in losses.values()))
-            if cfg.val_every and (s % cfg.val_every == 0 or s == cfg.steps):
-                record = record or {"step": s, "time_s": round(time.time() - t0, 2)}
-                record.update({f"val_{k}": v for k, v in self.validation_losses().items()})
-            if record:
-                self.history.append(record)
-                self._summaries(record)
-                if verbose:
-                    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in record.items()), flush=True)
-            if self.manager and (s % cfg.checkpoint_every == 0 or s == stop):
-                self.manager.save(checkpoint_number=s)
+        trainer = self
+
+        def step_fn(i):
+            losses = trainer._train_step(next(batches))
+            trainer.step.assign_add(1)
+            total = tf.add_n(list(losses.values()))
+            return total, losses, trainer.optimizer.learning_rate
+
+        class Record(E.Callback):
+            """History, TensorBoard, validation and checkpoints at their intervals."""
+
+            def on_step_end(self, loop, logs):
+                s, record = logs.step, None
+                if s % cfg.log_every == 0 or s == cfg.steps:
+                    m = logs.means()
+                    record = {"step": s, "time_s": round(time.time() - t0, 2), "lr": m["lr"],
+                              **{k: v for k, v in m.items() if k not in ("loss", "lr")},
+                              "train_total": m["loss"]}
+                if cfg.val_every and (s % cfg.val_every == 0 or s == cfg.steps):
+                    record = record or {"step": s, "time_s": round(time.time() - t0, 2)}
+                    record.update({f"val_{k}": v for k, v in trainer.validation_losses().items()})
+                if record:
+                    trainer.history.append(record)
+                    trainer._summaries(record)
+                if trainer.manager and (s % cfg.checkpoint_every == 0 or s == stop):
+                    trainer.manager.save(checkpoint_number=s)
+
+        callbacks = [E.NanGuard(), Record()]
+        if verbose:
+            callbacks.append(E.ProgressBar(cfg.log_every))
+        E.Loop(self.optimizer).run(stop, callbacks, step_fn, start_step=start)
         if self.writer:
             self.writer.flush()
         return self.history

@@ -69,7 +69,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                       val_fraction=0.1, val_images=None, steps=25000, batch_size=250, lr=1.0,
                       schedule="thesis", init_alpha=0.1, seed=0, eval_every=500, patience=0,
                       checkpoint_dir=None, checkpoint_every=1000, log_dir=None,
-                      distribute="default", figure=None, log=print, fresh=False):
+                      strategy=None, figure=None, log=print, fresh=False):
     """Train and save a patch prior; returns (prior, record dict). See bin/train_prior.py.
 
     A rerun with the same `checkpoint_dir` resumes only with the same `RESULT_SETTINGS`
@@ -137,9 +137,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
         f"{len(data.val)} validation from {len(data.val_names)} held-out images")
 
     channels = arrays.shape[-1]
-    strategy = (tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")] or None)
-        if distribute == "mirrored" else tf.distribute.get_strategy())
+    strategy = strategy or tf.distribute.get_strategy()
     probe = PatchPrior(patch_size, channels, 1, expert, layout, centre=centre,
                        dim=None, whitening=whiten)
     probe.set_statistics(data.norm_mean, data.norm_std)
