@@ -86,8 +86,41 @@ def _fmt(values, metric):
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
-def markdown_table(results, layers, method_names):
-    """One table per metric: rows methods, columns layers, mean ± std over images."""
+def _unconverged(cell):
+    """An optimisation cell that did not meet the convergence criterion at its end."""
+    return cell.get("record", {}).get("converged") is False
+
+
+def paired_table(results, layers, method_names, baseline, metric="ssim"):
+    """Each method against `baseline` on the same images: mean difference [95% bootstrap
+    interval], wins/ties/losses and the Wilcoxon signed-rank p, per layer."""
+    from tfrestore.metrics.paired import paired_summary
+    cells = results["cells"]
+    higher = metric not in ("feature_error", "perceptual", "mse")
+    out = [f"\n**{metric}: paired against {baseline}** (difference method − {baseline}; "
+           f"[95% bootstrap interval]; wins/ties/losses over images; Wilcoxon p)\n",
+           "| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    for name in method_names:
+        if name == baseline:
+            continue
+        row = []
+        for layer in layers:
+            a = cells.get(_cell_key(layer, name), {}).get("per_image", {}).get(metric)
+            b = cells.get(_cell_key(layer, baseline), {}).get("per_image", {}).get(metric)
+            if a is None or b is None:
+                row.append("–")
+                continue
+            s = paired_summary(a, b, higher_is_better=higher)
+            row.append(f"{s['mean_difference']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] "
+                       f"{s['wins']}/{s['ties']}/{s['losses']} p={s['wilcoxon_p']:.2g}")
+        out.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def markdown_table(results, layers, method_names, baseline=None):
+    """One table per metric: rows methods, columns layers, mean ± std over images; † marks
+    a cell whose optimisation did not meet the convergence criterion at its end. With a
+    `baseline` method, paired tables (SSIM, feature error) against it follow."""
     cells = results["cells"]
     metrics = [m for m in METRICS if any(m in c.get("per_image", {}) for c in cells.values())]
     out = []
@@ -101,7 +134,14 @@ def markdown_table(results, layers, method_names):
             row = []
             for layer in layers:
                 c = cells.get(_cell_key(layer, name), {})
-                row.append(_fmt(c["per_image"][metric], metric)
+                row.append(_fmt(c["per_image"][metric], metric) + (" †" if _unconverged(c)
+                                                                   else "")
                            if metric in c.get("per_image", {}) else "–")
             out.append(f"| {name} | " + " | ".join(row) + " |")
+    if any(_unconverged(c) for c in cells.values()):
+        out.append("\n† not converged: the objective still changed by more than the "
+                   "criterion (record.convergence) when the step budget ran out.")
+    if baseline is not None and baseline in method_names:
+        for metric in ("ssim", "feature_error"):
+            out.append(paired_table(results, layers, method_names, baseline, metric))
     return "\n".join(out) + "\n"

@@ -66,13 +66,17 @@ class Method:
                 net = reconstruct_hybrid(inverter, classifier, layer, images, settings,
                                          extra_terms=terms, lr_scale=self.hybrid_lr_scale,
                                          steps=steps, verbose=verbose)
+                record.update(steps_run=net.optimisation.steps,
+                              converged=net.optimisation.converged,
+                              convergence=net.optimisation.convergence)
             else:
                 net = reconstruct_with_network(inverter, classifier, layer, images)
             return net.reconstructions, net.seconds, record
         from tfrestore.inversion.optimize import invert
         start = time.perf_counter()
         result = invert(classifier, images, settings, extra_terms=terms, verbose=verbose)
-        record["steps_run"] = result.steps
+        record.update(steps_run=result.steps, converged=result.converged,
+                      convergence=result.convergence)
         return result.reconstructions, time.perf_counter() - start, record
 
 
