@@ -15,8 +15,8 @@ a prior, and with the prior (--prior, weight 1e-6) attached to the image as
 plus the parts of the exact prior alone (convolution forward, forward + backward to the
 input, expert sums forward + backward on fixed responses) to show where the time goes.
 Variants are timed interleaved: each round runs every variant once (rotated order); medians.
-A grid offset changes the shape of the responses (at most 4 distinct shapes per stride, each
-compiled once by XLA), so grid variants are warmed up with 4·s² calls first.
+Grid variants are warmed up with 4·s² calls first (every offset seen; shapes do not depend
+on the offset, so XLA compiles once, but the first calls of each offset are not timed).
 
 Part 2 (accuracy, not timed). On --images (held-out ImageNet samples, 224x224) and on
 uniform-noise images (what an inversion starts from), for each estimate: the relative bias
@@ -109,8 +109,8 @@ def timing(clf, prior, strides, rounds, seed):
 
     names = list(runs)
     for n in names:
-        # Grid offsets change the shape of the responses (at most 4 distinct shapes): warm
-        # up until each has been compiled (XLA caches one executable per shape).
+        # Warm up every grid offset (shapes are offset-independent; this only keeps the
+        # first calls out of the timing).
         for _ in range(2 + (4 * int(n.split()[1]) ** 2 if n.startswith("grid") else 0)):
             runs[n]()
     times = {n: [] for n in names}

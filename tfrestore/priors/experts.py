@@ -89,19 +89,26 @@ class Expert:
         self.description = description
         value = G_value or G
 
+        # s [B, ..., N], w broadcastable to s (1 where a position counts, 0 where not).
         @tf.function(jit_compile=True)
-        def sums(s):
-            return tf.reduce_sum(value(s), axis=tf.range(1, tf.rank(s) - 1))
+        def sums(s, w):
+            return tf.reduce_sum(w * value(s), axis=tf.range(1, tf.rank(s) - 1))
 
         @tf.function(jit_compile=True)
-        def sums_grad(s, dy):
+        def sums_grad(s, w, dy):
             shape = tf.concat([tf.shape(dy)[:1], tf.ones([tf.rank(s) - 2], tf.int32),
                                tf.shape(dy)[1:]], 0)
-            return tf.reshape(dy, shape) * g(s)
+            return tf.reshape(dy, shape) * w * g(s)
 
         @tf.custom_gradient
-        def sum_G(s):
-            return sums(s), lambda dy: sums_grad(s, dy)
+        def weighted(s, w):
+            return sums(s, w), lambda dy: (sums_grad(s, w, dy), None)
+
+        def sum_G(s, weights=None):
+            """Σ over positions of G(s) [B, N] (times `weights`, a constant mask, if given)."""
+            w = tf.ones([1] * s.shape.rank, s.dtype) if weights is None else \
+                tf.cast(weights, s.dtype)
+            return weighted(s, w)
         self.sum_G = sum_G
 
     def __repr__(self):

@@ -28,7 +28,7 @@ class GridEstimate:
       prior: a `PatchPrior` (any layout).
       stride: grid spacing s (1 = the exact energy, no estimate).
       seed: seed of the generator that draws the offsets (one draw per call).
-    Inputs smaller than patch + s − 1 in either dimension are evaluated exactly.
+    Inputs of unknown size are evaluated exactly.
     """
 
     def __init__(self, prior, stride=4, seed=0):
@@ -42,15 +42,31 @@ class GridEstimate:
         self._generator = None
 
     def grid_energy(self, x, offset):
-        """s² × the energy at the grid positions with `offset` (oy, ox) (ints or tensors), [B]."""
+        """s² × the energy at the grid positions with `offset` (oy, ox) (ints or tensors), [B].
+
+        Shapes do not depend on the offset (XLA compiles the expert sums once): the input is
+        zero-padded, a window of fixed size taken from (oy, ox), and grid positions beyond
+        the image's last patch are masked out.
+        """
         s = self.stride
-        return float(s * s) * self.prior.energy(x[:, offset[0]:, offset[1]:, :], strides=s)
+        ph, pw = self.patch_size
+        h, w = x.shape[1], x.shape[2]
+        hp, wp = h - ph + 1, w - pw + 1                 # patch positions per axis
+        ny, nx = -(-hp // s), -(-wp // s)               # grid positions at offset 0 (the most)
+        win_h, win_w = (ny - 1) * s + ph, (nx - 1) * s + pw
+        xp = tf.pad(x, [[0, 0], [0, max(0, s - 1 + win_h - h)],
+                        [0, max(0, s - 1 + win_w - w)], [0, 0]])
+        oy, ox = offset[0], offset[1]
+        window = tf.slice(xp, tf.stack([0, oy, ox, 0]), [-1, win_h, win_w, -1])
+        my = tf.cast(oy + s * tf.range(ny) <= hp - 1, tf.float32)
+        mx = tf.cast(ox + s * tf.range(nx) <= wp - 1, tf.float32)
+        mask = my[:, None] * mx[None, :]
+        return float(s * s) * self.prior.energy(window, strides=s, mask=mask)
 
     def _exact(self, x):
         ph, pw = self.patch_size
         h, w = x.shape[1], x.shape[2]
-        return (self.stride == 1 or h is None or w is None
-                or h < ph + self.stride - 1 or w < pw + self.stride - 1)
+        return self.stride == 1 or h is None or w is None or h < ph or w < pw
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)

@@ -275,15 +275,19 @@ class PatchPrior(keras.Model):
         e = -tf.reduce_sum(self.alpha() * self.expert.G(s), axis=-1)
         return tf.reduce_sum(e, axis=1) if self.layout == "channelwise" else e
 
-    def energy(self, x, strides=1):
+    def energy(self, x, strides=1, mask=None):
         """Energies [B], summed over the patch positions (those of a stride grid if > 1).
 
         Equal to summing `energy_map`, but Σ_positions G(s) runs as one XLA-fused kernel
         forward and backward (`Expert.sum_G`): the expert nonlinearity on every response
-        is what made a full-image prior slow.
+        is what made a full-image prior slow. `mask` [H', W'] (0/1, constant) keeps only
+        some positions (`tfrestore.priors.grid`).
         """
         s = self.responses(x, strides)
-        return -tf.reduce_sum(self.alpha() * self.expert.sum_G(s), axis=-1)
+        if mask is not None:
+            lead = [1] * (s.shape.rank - 3)
+            mask = tf.reshape(mask, lead + [tf.shape(mask)[0], tf.shape(mask)[1], 1])
+        return -tf.reduce_sum(self.alpha() * self.expert.sum_G(s, mask), axis=-1)
 
     def call(self, x):
         return self.energy(x)
