@@ -77,35 +77,16 @@ def _perceptual():
         return None, str(e)
 
 
-def _run_inverter(clf, images, settings, terms):
-    """--method=network|hybrid as an `InversionResult`, so the outputs are the same."""
-    from tfrestore.inversion import InversionResult
-    from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
-                                     reconstruct_with_network)
-    inverter = load_inverter(FLAGS.inverter)
-    if FLAGS.method == "network":
-        net = reconstruct_with_network(inverter, clf, FLAGS.layer, images)
-        result = InversionResult(net.reconstructions, settings, 0, net.seconds)
-    else:
-        net = reconstruct_hybrid(inverter, clf, FLAGS.layer, images, settings,
-                                 extra_terms=terms, lr_scale=FLAGS.hybrid_lr_scale, verbose=True,
-                                 summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
-        result = net.optimisation
-        result.seconds = net.seconds
-        result.settings = settings.replace(lr_values=net.settings["optimisation"]["lr_values"])
-    result.inverter = dict(net.settings, path=FLAGS.inverter)
-    return result
-
-
 def main(argv):
     del argv
     from tfrestore.data import load_images
-    from tfrestore.inversion import invert, write_run
+    from tfrestore.inversion import write_run
     from tfrestore.inversion.learned import describe_specs, prior_terms
+    from tfrestore.inversion.methods import KINDS, reconstruct
     from tfrestore.metrics import evaluate_reconstructions
-    if FLAGS.method not in ("optimisation", "network", "hybrid"):
-        raise ValueError(f"Unknown --method '{FLAGS.method}' (available: optimisation, "
-                         f"network, hybrid).")
+    if FLAGS.method not in KINDS:
+        raise ValueError(f"Unknown --method '{FLAGS.method}' (available: "
+                         f"{', '.join(KINDS)}).")
     if FLAGS.method != "optimisation" and not FLAGS.inverter:
         raise ValueError(f"--method={FLAGS.method} needs --inverter=PATH.keras (train one "
                          f"with bin/train_inverter.py).")
@@ -118,13 +99,12 @@ def main(argv):
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     print(f"Inverting {len(loaded)} image(s) from {clf.name} {FLAGS.layer} "
           f"({settings.preset}, weights {clf.weights})", flush=True)
-    if FLAGS.method != "optimisation":
-        result = _run_inverter(clf, loaded.images, settings, terms)
-    else:
-        result = invert(clf, loaded.images, settings, extra_terms=terms,
-                        log_every=FLAGS.log_every, checkpoint_dir=FLAGS.checkpoint_dir,
-                        fresh=FLAGS.fresh,
-                        summary_dir=os.path.join(FLAGS.output_dir, "tensorboard"))
+    summary_dir = os.path.join(FLAGS.output_dir, "tensorboard")
+    run = ({"log_every": FLAGS.log_every, "checkpoint_dir": FLAGS.checkpoint_dir,
+            "fresh": FLAGS.fresh} if FLAGS.method == "optimisation" else {})
+    result = reconstruct(clf, loaded.images, settings, FLAGS.method, inverter=FLAGS.inverter,
+                         extra_terms=terms, hybrid_lr_scale=FLAGS.hybrid_lr_scale,
+                         verbose=True, summary_dir=summary_dir, **run)
     perceptual, note = _perceptual()
     metrics = evaluate_reconstructions(clf, loaded.images, result.reconstructions,
                                        FLAGS.layer, perceptual=perceptual)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from tfrestore.inversion.learned import prior_terms
 from tfrestore.inversion.presets import get_settings
 
-__all__ = ["Method", "methods_from_config", "MethodUnavailable"]
+__all__ = ["Method", "methods_from_config", "MethodUnavailable", "reconstruct", "KINDS"]
 
 
 class MethodUnavailable(ValueError):
@@ -55,29 +55,69 @@ class Method:
         terms = prior_terms(classifier, self.prior_specs(layer))
         record = {"method": self.name, "settings": settings.as_dict(),
                   "priors": [str(s) for s in self.prior_specs(layer)]}
+        kind = "optimisation"
+        inverter = None
         if self.uses_network:
-            from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
-                                             reconstruct_with_network)
             if layer not in self.inverter:
                 raise MethodUnavailable(f"Method '{self.name}' has no inverter for '{layer}'.")
-            inverter = load_inverter(self.inverter[layer])
-            record["inverter"] = self.inverter[layer]
-            if self.hybrid:
-                net = reconstruct_hybrid(inverter, classifier, layer, images, settings,
-                                         extra_terms=terms, lr_scale=self.hybrid_lr_scale,
-                                         steps=steps, verbose=verbose)
-                record.update(steps_run=net.optimisation.steps,
-                              converged=net.optimisation.converged,
-                              convergence=net.optimisation.convergence)
-            else:
-                net = reconstruct_with_network(inverter, classifier, layer, images)
-            return net.reconstructions, net.seconds, record
-        from tfrestore.inversion.optimize import invert
+            kind, inverter = ("hybrid" if self.hybrid else "network"), self.inverter[layer]
+            record["inverter"] = inverter
+        result = reconstruct(classifier, images, settings, kind, inverter=inverter,
+                             extra_terms=terms if kind != "network" else (),
+                             hybrid_lr_scale=self.hybrid_lr_scale,
+                             steps=steps, verbose=verbose)
+        if kind != "network":
+            record.update(steps_run=result.steps, converged=result.converged,
+                          convergence=result.convergence)
+        return result.reconstructions, result.seconds, record
+
+
+KINDS = ("optimisation", "network", "hybrid")
+
+
+def reconstruct(classifier, images, settings, kind="optimisation", inverter=None,
+                extra_terms=(), hybrid_lr_scale=0.1, steps=None, **run_options):
+    """The one dispatcher of reconstruction methods -> `InversionResult` (with `.inverter`
+    describing the network for the network and hybrid methods).
+
+    Args:
+      kind: "optimisation" (pre-image optimisation of `settings`), "network" (a trained
+        inverter's forward pass) or "hybrid" (its output starts the optimisation, at
+        `hybrid_lr_scale` of the learning rates).
+      inverter: path of a trained inverter (.keras) for network/hybrid.
+      run_options: passed to `invert` (verbose, log_every, summary_dir, checkpoint_dir, ...).
+    """
+    from tfrestore.inversion.optimize import InversionResult, invert
+    if kind not in KINDS:
+        raise ValueError(f"Unknown method '{kind}' (available: {', '.join(KINDS)}).")
+    if kind == "optimisation":
         start = time.perf_counter()
-        result = invert(classifier, images, settings, extra_terms=terms, verbose=verbose)
-        record.update(steps_run=result.steps, converged=result.converged,
-                      convergence=result.convergence)
-        return result.reconstructions, time.perf_counter() - start, record
+        result = invert(classifier, images, settings, extra_terms=extra_terms, steps=steps,
+                        **run_options)
+        result.seconds = time.perf_counter() - start
+        return result
+    if not inverter:
+        raise ValueError(f"--method={kind} needs --inverter=PATH.keras (train one with "
+                         f"bin/train_inverter.py).")
+    from tfrestore.inverters import (load_inverter, reconstruct_hybrid,
+                                     reconstruct_with_network)
+    model = load_inverter(inverter)
+    if kind == "network":
+        if extra_terms:
+            raise ValueError("--prior has no effect with --method=network; use "
+                             "--method=hybrid.")
+        net = reconstruct_with_network(model, classifier, settings.layer, images)
+        result = InversionResult(net.reconstructions, settings, 0, net.seconds)
+    else:
+        net = reconstruct_hybrid(model, classifier, settings.layer, images, settings,
+                                 extra_terms=extra_terms, lr_scale=hybrid_lr_scale,
+                                 steps=steps, verbose=run_options.get("verbose", False),
+                                 summary_dir=run_options.get("summary_dir"))
+        result = net.optimisation
+        result.seconds = net.seconds
+        result.settings = settings.replace(lr_values=net.settings["optimisation"]["lr_values"])
+    result.inverter = dict(net.settings, path=inverter)
+    return result
 
 
 def methods_from_config(config):

@@ -18,8 +18,8 @@ import numpy as np
 
 from tfrestore import engine as E
 from tfrestore.io import cap_steps
-from tfrestore.inversion.objectives import (AlphaNorm, FeatureLoss, Objective, PriorTerm,
-                                           RangePrior, TotalVariation)
+from tfrestore.inversion.objectives import (IMAGE, AlphaNorm, FeatureLoss, Objective,
+                                           PriorTerm, RangePrior, TotalVariation)
 from tfrestore.inversion.presets import effective_sigma
 
 __all__ = ["build_objective", "ImageOptimizer", "PreimageOptimizer", "InversionResult",
@@ -161,6 +161,8 @@ class ImageOptimizer:
         for i, t in enumerate(self.objective.terms):
             if isinstance(t, PriorTerm) and t.crop:
                 objs[f"crop_{i}"] = t.generator
+            if isinstance(t, PriorTerm) and hasattr(t.fn, "stride"):
+                objs[f"grid_{i}"] = t.fn.generator
         return objs
 
     def callbacks(self, verbose=True, log_every=None, summary_dir=None, checkpoint_dir=None,
@@ -207,16 +209,28 @@ class ImageOptimizer:
                                getattr(self, "curve", None) and self.curve.records or [])
 
 
-def _with_crop(terms, settings):
-    """Learned-prior terms with the run's crop setting (copies: the caller's are untouched)."""
+def _with_estimates(terms, settings):
+    """Learned-prior terms with the run's cost settings (copies: the caller's are untouched):
+    a random crop (`prior_crop`) or, for patch priors on the image, the strided-grid
+    estimate (`prior_grid`)."""
+    from tfrestore.priors.grid import GridEstimate
     out = []
     for t in terms:
         if isinstance(t, PriorTerm) and settings.prior_crop and not t.crop:
             t = copy.copy(t)
             t.crop, t.seed = float(settings.prior_crop), settings.seed
             t.make_generator()
+        elif (isinstance(t, PriorTerm) and not t.crop and settings.prior_grid > 1
+              and t.at == IMAGE and _is_patch_prior(t.fn)):
+            t = copy.copy(t)
+            t.fn = GridEstimate(t.fn, settings.prior_grid, seed=settings.seed)
         out.append(t)
     return out
+
+
+def _is_patch_prior(fn):
+    from tfrestore.priors.layers import PatchPrior
+    return isinstance(fn, PatchPrior)
 
 
 class PreimageOptimizer(ImageOptimizer):
@@ -232,7 +246,7 @@ class PreimageOptimizer(ImageOptimizer):
 
     def __init__(self, classifier, images, settings, init=None, extra_terms=(), steps=None):
         images = check_images(images, classifier)
-        objective = build_objective(classifier, settings, _with_crop(extra_terms, settings))
+        objective = build_objective(classifier, settings, _with_estimates(extra_terms, settings))
         objective.set_targets(images)
         self.images = images
         super().__init__(classifier, objective, settings, shape=images.shape, init=init,

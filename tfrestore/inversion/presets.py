@@ -110,6 +110,9 @@ class InversionSettings:
                             "learned priors switch on (two-phase schedule).")
     prior_crop: float = _f(0.0, "Evaluate learned priors on a random crop of this fraction of "
                            "the map per step (a stochastic estimate); 0 = whole map.")
+    prior_grid: int = _f(4, "Learned patch priors on the image: evaluate the energy on a "
+                         "stride-s grid with a random offset per step, scaled by s^2 (an "
+                         "unbiased estimate, about s^2 cheaper; priors/grid.py); 1 = exact.")
     converge_rtol: float = _f(0.0, "Stop once the mean objective changes by less than this "
                               "fraction between two windows (after the last lr drop); 0 = "
                               "run all steps (convergence is still measured and recorded).")
@@ -168,6 +171,8 @@ class InversionSettings:
         for name in ("jitter_off", "prior_start"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 bad(name, "is a fraction of the run in [0, 1].")
+        if not isinstance(self.prior_grid, int) or self.prior_grid < 1:
+            bad("prior_grid", "is a grid stride, a whole number >= 1 (1 = exact).")
         if not 0.0 <= float(self.prior_crop) < 1.0:
             bad("prior_crop", "is a fraction of the map in [0, 1) (0 = the whole map).")
         if self.scale_jitter >= 1.0:

@@ -39,7 +39,8 @@ class GridEstimate:
         self.seed = int(seed)
         self.patch_size = prior.patch_size
         self.name = f"{prior.name}_grid{self.stride}"
-        self._generator = None
+        # Created eagerly: it is part of a run's state (checkpointed with it).
+        self.generator = tf.random.Generator.from_seed(self.seed)
 
     def grid_energy(self, x, offset):
         """s² × the energy at the grid positions with `offset` (oy, ox) (ints or tensors), [B].
@@ -72,9 +73,7 @@ class GridEstimate:
         x = tf.convert_to_tensor(x)
         if self._exact(x):
             return self.prior(x)
-        if self._generator is None:
-            self._generator = tf.random.Generator.from_seed(self.seed)
-        offset = self._generator.uniform((2,), 0, self.stride, tf.int32)
+        offset = self.generator.uniform((2,), 0, self.stride, tf.int32)
         return self.grid_energy(x, offset)
 
     def describe(self):
