@@ -17,6 +17,7 @@ flags.DEFINE_string("images", None, "Training images: folders, files, scikit-ima
                     "names, tfds:NAME:SPLIT:COUNT (comma-separated).")
 flags.DEFINE_integer("image_size", 128, "Images are resized (short side) and centre-cropped "
                      "to this square size before patches are drawn.")
+flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
 flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
 flags.DEFINE_string("classifier", None, "Train on this classifier's feature maps (name or "
                     ".keras/.tflite path) instead of on pixels; needs --layer.")
@@ -82,7 +83,7 @@ def main(argv):
             schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
             eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
             checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, distribute=f.distribute,
-            figure=f.figure, log=logging.info)
+            figure=f.figure, grey=f.grey, log=logging.info)
     return exit_on_user_error(run)(None)
 
 

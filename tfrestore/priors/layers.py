@@ -295,11 +295,16 @@ class PatchPrior(keras.Model):
 
 
 def load_prior(path):
-    """Load a saved `.keras` prior (a `PatchPrior`), with a clear error otherwise."""
+    """Load a saved `.keras` prior: a `PatchPrior`, or a denoising autoencoder wrapped as a
+    `DAEPrior` (energy readout ‖r(x) − x‖², gradient −(r(x) − x)/σ²); clear error otherwise."""
     import os
     if not os.path.exists(path):
         raise FileNotFoundError(f"Prior file '{path}' does not exist.")
+    from tfrestore.priors.dae import DAEPrior, DenoisingAutoencoder
     prior = keras.models.load_model(path, compile=False)
+    if isinstance(prior, DenoisingAutoencoder):
+        return DAEPrior(prior, path=path)
     if not isinstance(prior, PatchPrior):
-        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a PatchPrior.")
+        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a PatchPrior or a "
+                         "DenoisingAutoencoder.")
     return prior
