@@ -20,5 +20,6 @@ setup(
         # Bundled, licence-clean photographs for examples and tests (no network).
         "scikit-image",
     ],
-    extras_require={"test": ["pytest"]},
+    # bench: BM3D, the reference peer of bin/denoise.py (skipped with a note when absent).
+    extras_require={"test": ["pytest"], "bench": ["bm3d"]},
 )

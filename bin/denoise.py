@@ -25,11 +25,13 @@ flags.DEFINE_list("tune_images", None, "Separate images for tuning parameters pe
                   "the test images).")
 flags.DEFINE_integer("tune_limit", 4, "Use at most this many tuning images (0: all).")
 flags.DEFINE_integer("tune_image_size", 0, "As --image_size, for the tuning images.")
+flags.DEFINE_float("tune_sigma", 0, "If set, tune the MAP weights λ once at this σ and reuse "
+                   "them at every σ (σ is in the data term); 0: tune per σ.")
 flags.DEFINE_list("sigmas", ["15", "25", "50"], "Noise standard deviations (0-255 scale).")
 flags.DEFINE_list("prior_weights", ["0.03", "0.1", "0.3", "1"], "λ grid, patch priors.")
 flags.DEFINE_list("dae_weights", ["0.25", "0.5", "1", "2"], "λ grid, DAE priors (MAP).")
 flags.DEFINE_list("tv_weights", ["0.01", "0.02", "0.04", "0.08"], "λ grid, TV (MAP).")
-flags.DEFINE_list("chambolle_weights", ["0.04", "0.08", "0.12", "0.2"],
+flags.DEFINE_list("chambolle_weights", ["0.04", "0.08", "0.12", "0.2", "0.3"],
                   "scikit-image TV weight grid (images in [0, 1]).")
 flags.DEFINE_list("nlm_h", ["0.6", "0.8", "1.0"], "Non-local means h/σ grid.")
 flags.DEFINE_integer("max_steps", 1000, "L-BFGS iteration limit (capped by "
@@ -38,7 +40,11 @@ flags.DEFINE_float("tol", 1e-7, "L-BFGS stops when F's relative decrease is belo
 flags.DEFINE_integer("dae_steps", 100, "DAE fixed-point iteration limit.")
 flags.DEFINE_float("dae_tol", 0.01, "DAE fixed point stops when the RMS change (grey "
                    "levels) is below this.")
+flags.DEFINE_list("dae_estimators", ["map", "direct"], "Rows for a DAE: map (its gradient "
+                  "in MAP) and/or direct (r(y)).")
 flags.DEFINE_integer("seed", 0, "Noise seed (image i at σ gets seed (seed, σ, i)).")
+flags.DEFINE_list("merge", [], "Other FILE.json results on the same images, mode and seed "
+                  "whose cells are copied into this report (runs made in parallel).")
 flags.DEFINE_string("output", "results/denoising.md", "Markdown report; FILE.json beside it.")
 flags.mark_flag_as_required("images")
 FLAGS = flags.FLAGS

@@ -104,3 +104,24 @@ def test_denoise_binary_on_untuned_images(tmp_path):
     bad = subprocess.run(cmd[:-1] + ["--tune_images=coins", f"--output={out}"], env=env,
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "overlap" in bad.stderr
+
+
+def test_rerun_keeps_cells_and_merges_parallel_results(tmp_path):
+    from tfrestore.priors.denoise_cli import run_benchmark
+    kw = dict(mode="grey", image_size=32, tune_images=["camera"], tune_image_size=32,
+              weights={"tv_chambolle": [0.04, 0.08]}, log=lambda *_: None)
+    a = str(tmp_path / "a.md")
+    b = str(tmp_path / "b.md")
+    first = run_benchmark(["wavelet"], ["coins", "moon"], a, sigmas=[25], **kw)
+    run_benchmark(["tv_chambolle"], ["coins", "moon"], b, sigmas=[15, 25], **kw)
+    merged = run_benchmark(["tv_chambolle"], ["coins", "moon"], a, sigmas=[15, 25],
+                           merge=[b.replace(".md", ".json")], **kw)
+    cells = {(r["method"], r["sigma"]): r for r in merged["rows"]}
+    wav = [r for r in first["rows"] if r["method"].startswith("wavelet")][0]
+    assert cells[("wavelet BayesShrink (scikit-image)", 25.0)]["psnr"] == wav["psnr"]
+    assert ("TV Chambolle (scikit-image)", 15.0) in cells
+    assert ("noisy input", 15.0) in cells and ("noisy input", 25.0) in cells
+    assert len(merged["rows"]) == 5
+    # The same seeded noise for every run: the noisy rows agree.
+    assert cells[("noisy input", 25.0)]["psnr"] == [r for r in first["rows"] if
+                                                     r["method"] == "noisy input"][0]["psnr"]

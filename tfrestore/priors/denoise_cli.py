@@ -116,7 +116,7 @@ def _bm3d_peer(channels):
 
 
 def make_method(spec, channels, weights, log=print, max_steps=1000, tol=1e-7,
-                dae_steps=100, dae_tol=0.01):
+                dae_steps=100, dae_tol=0.01, dae_estimators=("map", "direct")):
     """Methods for one `--priors` entry (a DAE gives two) and notes on skipped ones."""
     from tfrestore.priors.dae import DAEPrior
     from tfrestore.priors.denoising import (dae_direct, dae_map_denoise, map_denoise,
@@ -166,9 +166,10 @@ def make_method(spec, channels, weights, log=print, max_steps=1000, tol=1e-7,
 
         def run_direct(y, sigma, param, clean=None):
             return dae_direct(y, prior), {}
-        return [Method(f"{base} (MAP, DAE gradient)", "map", run_map,
+        both = [Method(f"{base} (MAP, DAE gradient)", "map", run_map,
                        lambda s: weights["dae"], "λ"),
-                Method(f"{base} (direct r(y))", "direct", run_direct)], []
+                Method(f"{base} (direct r(y))", "direct", run_direct)]
+        return [m for m in both if m.estimator in dae_estimators], []
     return [energy_method(f"{base} (MAP, L-BFGS)", prior_energy_fn(prior, channels),
                           weights["prior"])], []
 
@@ -194,12 +195,24 @@ def noisy_versions(clean, sigma, seed):
 
 def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune_images=None,
                   image_size=0, tune_image_size=0, limit=None, tune_limit=4, weights=None,
-                  max_steps=1000, tol=1e-7, dae_steps=100, dae_tol=0.01, seed=0, log=print):
-    """Tune every method's parameter per σ on `tune_images`, then score it on `images`."""
+                  max_steps=1000, tol=1e-7, dae_steps=100, dae_tol=0.01, seed=0, log=print,
+                  tune_sigma=0, dae_estimators=("map", "direct"), merge=()):
+    """Tune every method's parameter per σ on `tune_images`, then score it on `images`.
+
+    `tune_sigma`: tune the MAP weights λ (σ-independent in the MAP model, where σ sits in
+    the data term) once at this σ and reuse them at every σ (cheaper); other parameters are
+    still tuned per σ. Rows of an earlier run with the same images, mode and seed are kept,
+    so methods can be added by later commands (and an interrupted run resumes).
+    """
     from tfrestore.io import atomic_write, environment_info, write_json
     if mode not in ("grey", "colour"):
         raise ValueError(f"--mode must be grey or colour, got '{mode}'.")
     sigmas = [float(s) for s in sigmas]
+    if tune_sigma:
+        if float(tune_sigma) not in sigmas:
+            raise ValueError(f"--tune_sigma={tune_sigma:g} must be one of --sigmas {sigmas}.")
+        sigmas = [float(tune_sigma)] + [s for s in sigmas if s != float(tune_sigma)]
+    chosen = {}
     channels = 1 if mode == "grey" else 3
     clean, names = load_benchmark_images(images, mode, image_size, limit)
     tune, tune_names = (load_benchmark_images(tune_images, mode, tune_image_size, tune_limit)
@@ -210,18 +223,27 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
                          "separate images.")
     methods, notes = [], []
     for spec in priors:
-        m, n = make_method(spec, channels, weights, log, max_steps, tol, dae_steps, dae_tol)
+        m, n = make_method(spec, channels, weights, log, max_steps, tol, dae_steps, dae_tol,
+                           dae_estimators)
         methods += m
         notes += n
     log(f"{len(clean)} test images, {len(tune)} tuning images, methods: "
         f"{[m.name for m in methods]}")
     json_path = os.path.splitext(output)[0] + ".json"
     done = _reusable_rows(json_path, names, mode, seed)
+    for other in merge or ():     # cells computed by other commands (e.g. run in parallel)
+        rows_other = _reusable_rows(other, names, mode, seed)
+        if not rows_other:
+            raise ValueError(f"--merge {other}: missing, or not the same images, mode and seed.")
+        done.update({k: v for k, v in rows_other.items() if k not in done})
     record = {"rows": [], "notes": notes, "images": names, "tune_images": tune_names,
               "mode": mode, "sigmas": sigmas, "seed": seed, "image_size": image_size,
               "weights": weights, "max_steps": max_steps, "tol": tol, "dae_steps": dae_steps,
               "dae_tol": dae_tol, "environment": environment_info()}
+    # Cells this run does not compute (other methods or σ of earlier commands) are kept.
+    now = {(name, sg) for name in [m.name for m in methods] + ["noisy input"] for sg in sigmas}
     rows = record["rows"]
+    rows += [r for key, r in done.items() if key not in now]
     for sigma in sigmas:
         noisy = noisy_versions(clean, sigma, seed)
         tune_noisy = noisy_versions(tune, sigma, seed + 1)
@@ -238,7 +260,9 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
                 continue
             grid = m.grid(sigma)
             tuning = {}
-            if len(grid) > 1:
+            if tune_sigma and m.param_name == "λ" and m.name in chosen:
+                param, tuning = chosen[m.name]
+            elif len(grid) > 1:
                 if not tune:
                     raise ValueError(f"{m.name} has parameters to tune: pass --tune_images.")
                 for p in grid:
@@ -246,6 +270,8 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
                     log(f"  tune σ={sigma:g} {m.name} {m.param_name}={p:g}: "
                         f"{tuning[p]:.2f} dB")
                 param = max(tuning, key=tuning.get)
+                tuning = {f"{k:g}": v for k, v in tuning.items()}
+                chosen[m.name] = (param, dict(tuning, tuned_at_sigma=sigma))
             else:
                 param = grid[0]
             ps, ss, secs, infos = _evaluate(m, noisy, clean, sigma, param, trace=True)
@@ -253,7 +279,7 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
                    "psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)),
                    "images": len(clean), "seconds_per_image": float(np.mean(secs)),
                    "param_name": m.param_name, "param": param,
-                   "tuning": {f"{k:g}": v for k, v in tuning.items()} if tuning else None,
+                   "tuning": tuning or None,
                    "psnr_per_image": ps, "ssim_per_image": ss}
             if infos and "steps" in infos[0]:
                 row["steps_mean"] = float(np.mean([i["steps"] for i in infos]))
@@ -269,9 +295,7 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
             log(f"σ={sigma:g} {m.name}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}, "
                 f"{row['seconds_per_image']:.2f} s/image"
                 + (f" ({m.param_name}={param:g})" if param is not None else ""))
-    # Cells of methods not rerun this time (e.g. added by an earlier command) are kept too.
-    names_now = {m.name for m in methods}
-    rows += [r for (name, s), r in done.items() if name not in names_now and s in sigmas]
+    record["sigmas"] = sorted({r["sigma"] for r in rows})
     rows.sort(key=lambda r: (r["sigma"], r["method"] != "noisy input"))
     text = markdown_report(record)
     atomic_write(output, text)
@@ -289,8 +313,7 @@ def _reusable_rows(json_path, names, mode, seed):
         old = json.load(f)
     if old.get("images") != names or old.get("mode") != mode or old.get("seed") != seed:
         return {}
-    return {(r["method"], float(r["sigma"])): r for r in old["rows"]
-            if r["method"] != "noisy input"}
+    return {(r["method"], float(r["sigma"])): r for r in old["rows"]}
 
 
 def markdown_report(record):
@@ -355,4 +378,4 @@ def run(f, log=print):
     return run_benchmark(f.priors, f.images, f.output, f.mode, [float(s) for s in f.sigmas],
                          f.tune_images, f.image_size, f.tune_image_size, f.limit or None,
                          f.tune_limit or None, weights, f.max_steps, f.tol, f.dae_steps,
-                         f.dae_tol, f.seed, log)
+                         f.dae_tol, f.seed, log, f.tune_sigma, f.dae_estimators, f.merge)
