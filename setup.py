@@ -29,7 +29,8 @@ setup(
         # Bundled, licence-clean photographs for examples and tests (no network).
         "scikit-image",
     ],
-    extras_require={"test": ["pytest"]},
+    # bench: BM3D, the reference peer of bin/denoise.py (skipped with a note when absent).
+    extras_require={"test": ["pytest"], "bench": ["bm3d"]},
     entry_points={"console_scripts": [
         f"tfrestore-{name.replace('_', '-')}=tfrestore.console:{name}" for name in (
             "invert", "classify", "compare", "denoise", "featmap_stats", "search_weights",

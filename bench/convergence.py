@@ -121,7 +121,7 @@ def render(folder, reference, header):
                 wins, refs = "–", "– | –"
             lines.append(f"| {name} | {layer} | {c['steps']} | {fe.mean():.4f} | "
                          f"{ss.mean():.3f} | {refs} | {wins} | {c['seconds']:.0f} | "
-                         f"{'yes' if c['converged'] else 'no'} |")
+                         f"{'–' if c['converged'] is None else 'yes' if c['converged'] else 'no'} |")
     atomic_write(os.path.join(folder, "README.md"), "\n".join(lines) + "\n")
     _figure(folder, cells, layers, names)
     print("\n".join(lines))

@@ -1,32 +1,48 @@
-"""MAP denoising benchmark of learned patch priors against total variation (PSNR table).
+"""Denoising benchmark of learned priors (MAP; DAEs also by direct output) against TV and
+peers (scikit-image TV / non-local means / wavelet BayesShrink, BM3D) on whole images.
 
-  python bin/denoise.py --priors checkpoints/foe_8x8x3_512.keras,checkpoints/ica_8x8x3_512.keras,tv \
-      --images astronaut,chelsea,coffee,rocket,../shared/data/images --output results/denoising.md
+  python bin/denoise.py --mode grey --images ../shared/data/denoising/set12 --sigmas 15,25,50 \
+      --tune_images results/splits/train400_tune.txt \
+      --priors checkpoints/dae_grey_train400.keras,checkpoints/foe_5x5x1_96_train400.keras,tv,tv_chambolle,nl_means,wavelet,bm3d \
+      --output results/denoising_set12.md
 """
 
 
 from absl import app, flags, logging
 
-flags.DEFINE_list("priors", ["tv"], "Methods: .keras prior files and/or 'tv'.")
-flags.DEFINE_list("images", None, "Test images (files, folders, scikit-image photo names).")
-flags.DEFINE_list("tune_images", None, "Separate images for choosing λ (default: λ = 1).")
-flags.DEFINE_list("prior_weights", ["0.003", "0.01", "0.03"],
-                  "λ grid for the learned priors (with --tune_images).")
-flags.DEFINE_list("tv_weights", ["0.02", "0.04", "0.08"],
-                  "λ grid for TV (with --tune_images).")
-flags.DEFINE_integer("image_size", 128, "Resize (short side) and centre-crop to this size...")
-flags.DEFINE_integer("crop", 64, "... then centre-crop to this size (cost grows with area).")
-flags.DEFINE_list("sigmas", ["15", "25"], "Noise standard deviations (0-255 scale).")
-flags.DEFINE_list("modes", ["grey", "colour"], "grey: luminance (replicated to 3 channels "
-                  "for colour priors); colour: RGB.")
-flags.DEFINE_integer("steps", 100, "Adam steps per MAP estimate (capped by "
+flags.DEFINE_list("priors", ["tv", "tv_chambolle", "nl_means", "wavelet", "bm3d"],
+                  "Methods: .keras priors (patch priors by MAP; DAEs by MAP and directly), "
+                  "tv (MAP), tv_chambolle, nl_means, wavelet, bm3d.")
+flags.DEFINE_list("images", None, "Test images: files, folders, .txt lists.")
+flags.DEFINE_integer("limit", 0, "Use at most this many test images (0: all).")
+flags.DEFINE_enum("mode", "grey", ["grey", "colour"], "grey: BT.601 luminance; colour: RGB.")
+flags.DEFINE_integer("image_size", 0, "0: whole images at their own size; N: resize the "
+                     "short side to N and centre-crop a square.")
+flags.DEFINE_list("tune_images", None, "Separate images for tuning parameters per σ (never "
+                  "the test images).")
+flags.DEFINE_integer("tune_limit", 4, "Use at most this many tuning images (0: all).")
+flags.DEFINE_integer("tune_image_size", 0, "As --image_size, for the tuning images.")
+flags.DEFINE_float("tune_sigma", 0, "If set, tune the MAP weights λ once at this σ and reuse "
+                   "them at every σ (σ is in the data term); 0: tune per σ.")
+flags.DEFINE_list("sigmas", ["15", "25", "50"], "Noise standard deviations (0-255 scale).")
+flags.DEFINE_list("prior_weights", ["0.03", "0.1", "0.3", "1"], "λ grid, patch priors.")
+flags.DEFINE_list("dae_weights", ["0.25", "0.5", "1", "2"], "λ grid, DAE priors (MAP).")
+flags.DEFINE_list("tv_weights", ["0.01", "0.02", "0.04", "0.08"], "λ grid, TV (MAP).")
+flags.DEFINE_list("chambolle_weights", ["0.04", "0.08", "0.12", "0.2", "0.3"],
+                  "scikit-image TV weight grid (images in [0, 1]).")
+flags.DEFINE_list("nlm_h", ["0.6", "0.8", "1.0"], "Non-local means h/σ grid.")
+flags.DEFINE_integer("max_steps", 1000, "L-BFGS iteration limit (capped by "
                      "$TFRESTORE_MAX_STEPS).")
-flags.DEFINE_float("lr", 2.0, "Initial Adam step in pixel units (cosine-decayed).")
-flags.DEFINE_integer("seed", 0, "Noise seed.")
-flags.DEFINE_bool("tune_once", False, "Choose λ once per method (first mode, largest σ) and "
-                  "reuse it for every mode and σ (cheaper; σ is in the data term).")
-flags.DEFINE_string("output", "results/denoising.md", "Markdown table (a .json is written "
-                    "beside it).")
+flags.DEFINE_float("tol", 1e-7, "L-BFGS stops when F's relative decrease is below this.")
+flags.DEFINE_integer("dae_steps", 100, "DAE fixed-point iteration limit.")
+flags.DEFINE_float("dae_tol", 0.01, "DAE fixed point stops when the RMS change (grey "
+                   "levels) is below this.")
+flags.DEFINE_list("dae_estimators", ["map", "direct"], "Rows for a DAE: map (its gradient "
+                  "in MAP) and/or direct (r(y)).")
+flags.DEFINE_integer("seed", 0, "Noise seed (image i at σ gets seed (seed, σ, i)).")
+flags.DEFINE_list("merge", [], "Other FILE.json results on the same images, mode and seed "
+                  "whose cells are copied into this report (runs made in parallel).")
+flags.DEFINE_string("output", "results/denoising.md", "Markdown report; FILE.json beside it.")
 flags.mark_flag_as_required("images")
 FLAGS = flags.FLAGS
 

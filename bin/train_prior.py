@@ -20,6 +20,7 @@ flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
 # Earlier names of flags renamed to the name every binary uses.
 flags.DEFINE_alias("image_size", "input_size")
 flags.DEFINE_alias("max_images", "limit")
+flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
 flags.DEFINE_string("classifier", None, "Train on this classifier's feature maps (name or "
                     ".keras/.tflite path) instead of on pixels; needs --layer.")
 flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
@@ -76,7 +77,7 @@ def main(argv):
         schedule=f.schedule, init_alpha=f.init_alpha, seed=f.seed,
         eval_every=f.eval_every, patience=f.patience, checkpoint_dir=f.checkpoint_dir,
         checkpoint_every=f.checkpoint_every, log_dir=f.tensorboard_dir, strategy=strategy,
-        figure=f.figure, log=logging.info, fresh=f.fresh)
+        figure=f.figure, grey=f.grey, log=logging.info, fresh=f.fresh)
 
 
 if __name__ == "__main__":

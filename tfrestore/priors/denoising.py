@@ -1,28 +1,35 @@
-"""MAP denoising with a patch prior (or total variation) — the prior's outside yardstick.
+"""Denoising with learned priors (and peers) — the priors' outside yardstick.
 
-    x̂ = argmin_x  ‖x − y‖² / (2σ²) + λ E(x)
+MAP estimate for noisy y = x₀ + N(0, σ²) in the 0-255 scale:
 
-for noisy y = x₀ + N(0, σ²) in the 0-255 scale. With λ = 1 this is the MAP estimate of the
-probabilistic model (E = −log p up to a constant); overlapping MRF cliques over-count the
-evidence of each pixel, so λ is tuned on separate images (`tune_weight`).
+    x̂ = argmin_x  F(x) = ‖x − y‖² / (2σ²) + λ E(x)
 
-Grey images with the colour (8x8x3) prior: the grey image is the prior's input replicated to
-three channels (R = G = B = luminance), i.e. E_grey(x) = E([x, x, x]); the noise and the data
-term live on the single grey channel.
+* Energy priors (TV, FoE, ICA — anything with a true energy and its gradient): L-BFGS
+  (scipy) run until F stops falling (relative decrease below `tol` or the gradient is ~0),
+  so results do not depend on an arbitrary step budget; F is monotone along the iterates
+  (Wolfe line search). λ is tuned at convergence on separate images.
+* DAE priors have a gradient −(r(x) − x)/σ_D² but no energy value, so no line search: the
+  stationarity condition (x − y)/σ² = λ (r(x) − x)/σ_D² is solved by the damped fixed-point
+  iteration x ← (1−β)x + β (y/σ² + λ r(x)/σ_D²)/(1/σ² + λ/σ_D²) (gradient descent with step
+  1/(1/σ² + λ/σ_D²)), until the RMS change is below `tol_pixels`. Its direct output r(y)
+  is the other DAE denoiser.
+
+Grey images with a colour prior: the prior sees the grey image replicated to three channels.
 """
-import keras
+import time
+from dataclasses import dataclass, field
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["tv_energy", "add_noise", "psnr", "luminance", "map_denoise", "tune_weight",
-           "prior_energy_fn", "centre_crop", "denoising_benchmark", "markdown_table",
-           "REFERENCE_PSNR"]
+__all__ = ["tv_energy", "add_noise", "psnr", "ssim", "luminance", "prior_energy_fn",
+           "MAPResult", "map_denoise", "dae_map_denoise", "dae_direct", "centre_crop"]
 
 
 def tv_energy(x, eps=1.0):
     """Isotropic total variation Σ sqrt(dx² + dy² + eps) per pixel and channel -> [B].
 
-    `eps` (0-255 units squared) smooths the kink at 0 so that gradient descent converges.
+    `eps` (0-255 units squared) smooths the kink at 0 so that the energy is differentiable.
     """
     x = tf.convert_to_tensor(x, tf.float32)
     dx = x[:, :-1, 1:] - x[:, :-1, :-1]
@@ -44,6 +51,13 @@ def psnr(x, ref, peak=255.0):
     return 10 * np.log10(peak ** 2 / np.maximum(mse, 1e-12))
 
 
+def ssim(x, ref):
+    """SSIM per image (tfrestore.metrics: tf.image.ssim, max_val 255), x clipped to [0, 255]."""
+    from tfrestore.metrics.image import ssim as _ssim
+    return np.asarray(_ssim(np.asarray(ref, np.float32),
+                            np.clip(np.asarray(x, np.float32), 0, 255)))
+
+
 def luminance(rgb):
     """ITU-R BT.601 luma [B, H, W, 1] of RGB 0-255 images."""
     rgb = np.asarray(rgb, np.float32)
@@ -51,7 +65,7 @@ def luminance(rgb):
 
 
 def prior_energy_fn(prior, channels):
-    """E(x) for x with `channels` (1: grey replicated to the prior's 3 channels)."""
+    """E(x) for x with `channels` (1: grey replicated to a 3-channel prior's input)."""
     if channels == prior.channels:
         return prior
     if channels == 1 and prior.channels == 3:
@@ -59,49 +73,107 @@ def prior_energy_fn(prior, channels):
     raise ValueError(f"A {prior.channels}-channel prior cannot model {channels}-channel images.")
 
 
-def map_denoise(y, energy, sigma, weight=1.0, steps=300, lr=2.0, x0=None):
-    """Gradient-based MAP estimate (Adam, cosine-decayed step) for a batch y [B, H, W, C].
+@dataclass
+class MAPResult:
+    x: np.ndarray                  # estimate [B, H, W, C], float32, not clipped
+    steps: int                     # iterations run
+    converged: bool                # stopping test met before the step limit
+    objective: list = field(default_factory=list)   # F per iteration (energy priors)
+    trace: list = field(default_factory=list)       # (step, PSNR) when `clean` is given
+
+
+def map_denoise(y, energy, sigma, weight=1.0, steps=1000, tol=1e-7, clean=None,
+                trace_every=10):
+    """MAP estimate with an energy prior by L-BFGS, run until F stops falling.
 
     Args:
-      y: noisy images, 0-255 scale.
+      y: noisy images [B, H, W, C], 0-255 scale.
       energy: callable x -> [B] energies (a `PatchPrior`, `tv_energy`, ...).
-      sigma: noise standard deviation (0-255 scale).
-      weight: λ, the prior's weight.
-      steps, lr: optimisation length and initial step (pixels); the step decays to ~0.
-    Returns:
-      x̂ [B, H, W, C] float32 (not clipped).
+      sigma: noise standard deviation (0-255 scale); weight: λ.
+      steps: iteration limit; tol: stop when (F_k − F_{k+1}) / max(|F_k|, 1) <= tol.
+      clean: optional reference; PSNR of the iterates is traced every `trace_every` steps
+        (monitoring only: it never influences the estimate).
     """
-    y = tf.constant(np.asarray(y, np.float32))
-    x = tf.Variable(y if x0 is None else tf.constant(np.asarray(x0, np.float32)))
-    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01))
+    from scipy.optimize import minimize
+    from tfrestore.io import cap_steps
+    y = np.asarray(y, np.float32)
+    shape = y.shape
+    yt = tf.constant(y)
     inv2s2 = 1.0 / (2.0 * float(sigma) ** 2)
     weight = float(weight)
 
     @tf.function
-    def step():
+    def value_and_grad(x):
         with tf.GradientTape() as tape:
-            obj = tf.reduce_sum(tf.square(x - y)) * inv2s2 + weight * tf.reduce_sum(energy(x))
-        opt.apply_gradients([(tape.gradient(obj, x), x)])
-        return obj
+            tape.watch(x)
+            f = tf.reduce_sum(tf.square(x - yt)) * inv2s2 + weight * tf.reduce_sum(energy(x))
+        return f, tape.gradient(f, x)
 
-    for _ in range(int(steps)):
-        step()
-    return x.numpy()
+    def fun(v):
+        f, g = value_and_grad(tf.constant(v.reshape(shape), tf.float32))
+        return float(f), np.asarray(g, np.float64).reshape(-1)
+
+    objective, trace, count = [], [], [0]
+
+    def callback(intermediate_result):
+        count[0] += 1
+        objective.append(float(intermediate_result.fun))
+        if clean is not None and count[0] % trace_every == 0:
+            trace.append((count[0], float(np.mean(psnr(
+                intermediate_result.x.reshape(shape), clean)))))
+
+    objective.append(fun(y.reshape(-1).astype(np.float64))[0])
+    res = minimize(fun, y.reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
+                   callback=callback,
+                   options={"maxiter": cap_steps(steps), "ftol": tol, "gtol": 1e-6,
+                            "maxcor": 20})
+    x = res.x.reshape(shape).astype(np.float32)
+    if clean is not None:
+        trace.append((int(res.nit), float(np.mean(psnr(x, clean)))))
+    # L-BFGS-B reports status 0 when ftol/gtol was met, 1 at the iteration limit.
+    return MAPResult(x, int(res.nit), res.status == 0, objective, trace)
 
 
-def tune_weight(clean, energy, sigma, weights, seed=0, **kw):
-    """Pick λ from `weights` by mean PSNR on `clean` tuning images; returns (best, table)."""
-    y = add_noise(clean, sigma, seed)
-    table = {}
-    for w in weights:
-        table[float(w)] = float(np.mean(psnr(map_denoise(y, energy, sigma, w, **kw), clean)))
-    best = max(table, key=table.get)
-    return best, table
+def dae_map_denoise(y, prior, sigma, weight=1.0, steps=100, tol_pixels=0.01, beta=1.0,
+                    clean=None, trace_every=5):
+    """MAP-style estimate with a `DAEPrior`: damped fixed point of the stationarity condition.
+
+    The DAE prior's gradient is −(r(x) − x)/σ_D²; the update is a gradient step of size
+    β/(1/σ² + λ/σ_D²) on F, i.e. a move towards the σ- and σ_D-weighted average of y and
+    r(x). Stops when the RMS change of x is below `tol_pixels` (0-255 units).
+    """
+    from tfrestore.io import cap_steps
+    y = np.asarray(y, np.float32)
+    x = tf.constant(y)
+    yt = tf.constant(y)
+    s2 = float(sigma) ** 2
+    sd2 = tf.square(prior.dae.sigma_natural())     # [C]
+    a = 1.0 / s2 + float(weight) / sd2
+
+    @tf.function
+    def update(x):
+        r = prior.dae(x)
+        target = (yt / s2 + float(weight) * r / sd2) / a
+        new = (1.0 - beta) * x + beta * target
+        return new, tf.sqrt(tf.reduce_mean(tf.square(new - x)))
+
+    trace, converged, k = [], False, 0
+    for k in range(1, cap_steps(steps) + 1):
+        x, change = update(x)
+        if clean is not None and k % trace_every == 0:
+            trace.append((k, float(np.mean(psnr(x.numpy(), clean)))))
+        if float(change) < tol_pixels:
+            converged = True
+            break
+    x = x.numpy()
+    if clean is not None and (not trace or trace[-1][0] != k):
+        trace.append((k, float(np.mean(psnr(x, clean)))))
+    return MAPResult(x, k, converged, [], trace)
 
 
-# Published anchor (REFERENCE §3; Schmidt & Roth, CVPR 2014, 68 BSDS grey images).
-REFERENCE_PSNR = {"5x5 FoE (Gao & Roth 2012)": {15: 30.99, 25: 28.40},
-                  "BM3D": {15: 31.08, 25: 28.56}, "EPLL": {15: 31.19, 25: 28.68}}
+def dae_direct(y, prior):
+    """The DAE's own denoised output r(y)."""
+    return np.asarray(prior.dae(tf.constant(np.asarray(y, np.float32))))
 
 
 def centre_crop(images, size):
@@ -113,75 +185,8 @@ def centre_crop(images, size):
     return images[:, t:t + size, l:l + size]
 
 
-def denoising_benchmark(methods, clean_rgb, sigmas=(15, 25), modes=("grey", "colour"),
-                        tune_rgb=None, weight_grid=None, steps=100, lr=2.0, seed=0, log=print,
-                        tune_once=False):
-    """PSNR of MAP denoising for each method, σ and grey/colour mode.
-
-    Args:
-      methods: {name: energy} where energy is a `PatchPrior` or "tv".
-      clean_rgb: test images [B, H, W, 3] RGB 0-255.
-      tune_rgb: separate images for choosing λ per (method, mode, σ) from `weight_grid`
-        ({name: [λ, ...]}); without them λ = 1 (the probabilistic model's value).
-      tune_once: choose λ once per method, at the first mode and the largest σ, and reuse
-        it (in the MAP objective σ sits in the data term, so λ need not change with σ).
-    Returns:
-      {"rows": [{method, mode, sigma, weight, psnr_mean, psnr_per_image, tuning}], "noisy": ...}
-    """
-    rows, noisy_rows = [], []
-    chosen = {}
-    for mode in modes:
-        clean = luminance(clean_rgb) if mode == "grey" else np.asarray(clean_rgb, np.float32)
-        tune = None
-        if tune_rgb is not None:
-            tune = luminance(tune_rgb) if mode == "grey" else np.asarray(tune_rgb, np.float32)
-        c = clean.shape[-1]
-        for si, sigma in enumerate(sigmas):
-            y = add_noise(clean, sigma, seed + 100 * si + (0 if mode == "grey" else 1))
-            noisy_rows.append({"mode": mode, "sigma": sigma,
-                               "psnr_mean": float(np.mean(psnr(y, clean)))})
-            for name, method in methods.items():
-                energy = tv_energy if method == "tv" else prior_energy_fn(method, c)
-                weight, tuning = 1.0, None
-                if tune_once and name in chosen:
-                    weight, tuning = chosen[name]
-                elif tune is not None and weight_grid and name in weight_grid:
-                    if tune_once:   # tune where the prior matters most: the largest σ
-                        t_sigma = max(sigmas)
-                    else:
-                        t_sigma = sigma
-                    weight, tuning = tune_weight(tune, energy, t_sigma, weight_grid[name],
-                                                 seed=seed + 7, steps=steps, lr=lr)
-                    tuning = {"sigma": t_sigma, "mode": mode, "psnr": tuning}
-                    chosen[name] = (weight, tuning)
-                x = map_denoise(y, energy, sigma, weight, steps=steps, lr=lr)
-                p = psnr(x, clean)
-                rows.append({"method": name, "mode": mode, "sigma": sigma, "weight": weight,
-                             "psnr_mean": float(p.mean()), "psnr_per_image": p.tolist(),
-                             "tuning": tuning})
-                log(f"{mode} sigma={sigma} {name}: lambda={weight:g} PSNR {p.mean():.2f} dB "
-                    f"(noisy {noisy_rows[-1]['psnr_mean']:.2f})")
-    return {"rows": rows, "noisy": noisy_rows}
-
-
-def markdown_table(result, sigmas=(15, 25), modes=("grey", "colour")):
-    """Mean-PSNR table: one row per method, columns mode x σ; reference rows appended."""
-    head = "| method | " + " | ".join(f"{m} σ={s}" for m in modes for s in sigmas) + " |"
-    lines = [head, "|" + "---|" * (1 + len(modes) * len(sigmas))]
-
-    def cell(rows, method, mode, sigma):
-        for r in rows:
-            if r.get("method", "noisy") == method and r["mode"] == mode and r["sigma"] == sigma:
-                lam = f" (λ={r['weight']:g})" if "weight" in r else ""
-                return f"{r['psnr_mean']:.2f}{lam}"
-        return "–"
-    lines.append("| noisy input | " + " | ".join(
-        cell(result["noisy"], "noisy", m, s) for m in modes for s in sigmas) + " |")
-    for method in dict.fromkeys(r["method"] for r in result["rows"]):
-        lines.append(f"| {method} | " + " | ".join(
-            cell(result["rows"], method, m, s) for m in modes for s in sigmas) + " |")
-    for name, ref in REFERENCE_PSNR.items():
-        lines.append(f"| *{name}, 68 BSDS grey images (REFERENCE §3)* | " + " | ".join(
-            (f"*{ref[s]:.2f}*" if m == "grey" and s in ref else "–")
-            for m in modes for s in sigmas) + " |")
-    return "\n".join(lines)
+def timed(fn, *args, **kw):
+    """(fn(*args, **kw), seconds)."""
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t

@@ -316,10 +316,15 @@ class PatchPrior(keras.Model):
 
 
 def load_prior(path):
-    """Load a saved `.keras` prior (a `PatchPrior`), with a clear error otherwise."""
+    """Load a saved `.keras` prior: a `PatchPrior`, or a denoising autoencoder wrapped as a
+    `DAEPrior` (energy readout ‖r(x) − x‖², gradient −(r(x) − x)/σ²); clear error otherwise."""
     from tfrestore.io import read_keras
+    from tfrestore.priors.dae import DAEPrior, DenoisingAutoencoder
     prior = read_keras(path, "Prior")
+    if isinstance(prior, DenoisingAutoencoder):
+        return DAEPrior(prior, path=path)
     if not isinstance(prior, PatchPrior):
-        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a learned patch prior "
-                         f"(PatchPrior, written by bin/train_prior.py).")
+        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a learned prior "
+                         f"(PatchPrior from bin/train_prior.py or DenoisingAutoencoder from "
+                         f"bin/train_dae.py).")
     return prior

@@ -69,7 +69,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                       val_fraction=0.1, val_images=None, steps=25000, batch_size=250, lr=1.0,
                       schedule="thesis", init_alpha=0.1, seed=0, eval_every=500, patience=0,
                       checkpoint_dir=None, checkpoint_every=1000, log_dir=None,
-                      strategy=None, figure=None, log=print, fresh=False):
+                      strategy=None, figure=None, grey=False, log=print, fresh=False):
     """Train and save a patch prior; returns (prior, record dict). See bin/train_prior.py.
 
     A rerun with the same `checkpoint_dir` resumes only with the same `RESULT_SETTINGS`
@@ -125,6 +125,12 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
         metadata.update(classifier=clf.name, weights=portable_path(str(clf.weights)),
                         layer=layer,
                         space="raw_activations")
+    if grey:
+        if classifier or layer:
+            raise ValueError("--grey is for image priors, not feature maps.")
+        from tfrestore.priors.denoising import luminance
+        arrays = luminance(arrays)   # BT.601: one channel, 0-255
+        metadata["space"] = "grey_0_255"
     log(f"{len(arrays)} inputs of shape {arrays.shape[1:]}")
     if patch_size > min(arrays.shape[1:3]):
         raise ValueError(f"--patch_size={patch_size}: must be between 1 and "

@@ -1,0 +1,71 @@
+"""Train a denoising-autoencoder (DAE) prior on images or on a classifier's feature maps.
+
+Grey image DAE on the standard denoising training set (σ = 25 on 0-255):
+  python bin/train_dae.py --images ../shared/data/denoising/train400 --grey --image_size 180 \
+      --sigma 25 --output checkpoints/dae_grey_train400.keras
+Feature-map DAE (σ in units of each channel's std):
+  python bin/train_dae.py --images ../shared/data/imagenet_samples \
+      --classifier ../shared/data/models/tf2_mobilenet_v2_1.0_224_ptq.tflite \
+      --layer expanded_conv_3_add --sigma 0.5 --crop 20 --output checkpoints/fmap/dae_....keras
+Rerunning the same command with --checkpoint_dir resumes.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+
+flags.DEFINE_list("images", None, "Training images: files, folders, .txt lists, photo names.")
+flags.DEFINE_integer("image_size", 180, "Resize (short side) and centre-crop to this size.")
+flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
+flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
+flags.DEFINE_string("classifier", None, "Model this classifier's feature maps (needs --layer).")
+flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
+flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
+flags.DEFINE_string("layer", None, "Classifier layer whose feature maps are modelled.")
+flags.DEFINE_float("sigma", 25.0, "σ_DAE: images in 0-255 units; feature maps in units of "
+                   "each channel's std.")
+flags.DEFINE_float("blind_max", 0.0, "If > 0, train blind on σ uniform in [0, blind_max] "
+                   "(same units as --sigma; --sigma is then the nominal σ of the prior).")
+flags.DEFINE_integer("features", 32, "Hidden width.")
+flags.DEFINE_list("dilations", ["1", "2", "3", "4", "3", "2"], "Dilation of each hidden 3x3 "
+                  "conv (their number is the depth minus 2).")
+flags.DEFINE_float("val_fraction", 0.1, "Share of images held out (split by image).")
+flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides --val_fraction).")
+flags.DEFINE_integer("steps", 4000, "Adam steps (capped by $TFRESTORE_MAX_STEPS).")
+flags.DEFINE_integer("batch_size", 16, "Crops per step.")
+flags.DEFINE_integer("crop", 40, "Training crop size.")
+flags.DEFINE_float("lr", 1e-3, "Initial learning rate (cosine decay to 2%).")
+flags.DEFINE_integer("seed", 0, "Seed of the image split, initialisation, crops and noise.")
+flags.DEFINE_integer("eval_every", 250, "Validate (and export the best model) this often.")
+flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun resumes from here.")
+flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint every this many steps.")
+flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
+flags.DEFINE_string("output", None, "Where to write the DAE (.keras; a .json goes beside it).")
+flags.mark_flag_as_required("images")
+flags.mark_flag_as_required("output")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from tfrestore.cli import exit_on_user_error
+    from tfrestore.priors.dae_recipe import train_dae_prior
+
+    def run(_):
+        f = FLAGS
+        train_dae_prior(
+            f.images, f.output, image_size=f.image_size, max_images=f.max_images, grey=f.grey,
+            classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
+            layer=f.layer, sigma=f.sigma, features=f.features,
+            dilations=[int(d) for d in f.dilations], val_fraction=f.val_fraction,
+            val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, crop=f.crop,
+            lr=f.lr, seed=f.seed, eval_every=f.eval_every, checkpoint_dir=f.checkpoint_dir,
+            checkpoint_every=f.checkpoint_every, tensorboard_dir=f.tensorboard_dir,
+            blind_max=f.blind_max, log=logging.info)
+    return exit_on_user_error(run)(None)
+
+
+if __name__ == "__main__":
+    app.run(main)
