@@ -150,7 +150,7 @@ def _figure(folder, cells, layers, names):
                        ylabel="feature error")
         axes[1, j].set(xscale="log", xlabel="step", ylabel="SSIM")
         axes[2, j].set(xscale="log", xlabel="seconds (optimisation only)", ylabel="SSIM")
-    axes[0, 0].legend(fontsize=7)
+        axes[0, j].legend(fontsize=7)
     fig.tight_layout()
     from tfrestore.plotting.figures import save_figure
     save_figure(fig, os.path.join(folder, "curves.png"))
