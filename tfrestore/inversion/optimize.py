@@ -105,9 +105,11 @@ class ImageOptimizer:
       shape: [N, H, W, 3] of the batch (default from `init`).
       init: optional [N, H, W, 3] RGB start; default seeded Gaussian noise.
       steps: run length (default the settings'; capped by $TFRESTORE_MAX_STEPS).
+      temperature: the engine's Langevin noise temperature (sampling; 0 = optimisation).
     """
 
-    def __init__(self, classifier, objective, settings, shape=None, init=None, steps=None):
+    def __init__(self, classifier, objective, settings, shape=None, init=None, steps=None,
+                 temperature=0.0):
         self.classifier, self.objective, self.settings = classifier, objective, settings
         s = settings
         self.steps = cap_steps(s.steps if steps is None else steps)
@@ -134,7 +136,8 @@ class ImageOptimizer:
                                         s.lr_boundaries)
         self.optimizer = E.make_optimizer(s.optimizer, self.schedule, momentum=s.momentum)
         self.engine = E.Engine(self.param.variables, self._loss, self.optimizer,
-                               project=self.param.project if self.param.bound else None)
+                               project=self.param.project if self.param.bound else None,
+                               temperature=temperature, seed=s.seed)
 
     @staticmethod
     def _param_options(s):
