@@ -12,9 +12,8 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("classifier", "../shared/data/models/tf2_mobilenet_v2_1.0_224_ptq.tflite",
                     "Classifier the inverter was trained for.")

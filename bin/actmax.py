@@ -18,7 +18,7 @@ for TFLite classifiers, of tf.lite.Interpreter on the original file), tensorboar
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
 from tfrestore import cli
 from tfrestore.inversion.presets import PRESETS, InversionSettings
@@ -119,4 +119,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,7 +14,7 @@ Each (image set, defence) cell is cached under output_dir/cache: a rerun resumes
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
 from tfrestore import cli
 
@@ -181,7 +181,7 @@ def main(argv):
     for sname in sets:
         lines.append(f"| {sname} | " + " | ".join(fmt(acc[f"{sname}/{d}"]) for d in cols)
                      + " |")
-    lines += ["", f"Seconds per cell (this run; cached cells ~0): " +
+    lines += ["", "Seconds per cell (this run; cached cells ~0): " +
               ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())]
     atomic_write(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
     write_json(os.path.join(out, "metrics.json"), {
@@ -198,4 +198,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -11,7 +11,7 @@ tensorboard/.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
 from tfrestore import cli
 from tfrestore.inversion.presets import PRESETS, InversionSettings
@@ -83,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,7 +8,9 @@ peers (scikit-image TV / non-local means / wavelet BayesShrink, BM3D) on whole i
 """
 
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from tfrestore import cli
 
 flags.DEFINE_list("priors", ["tv", "tv_chambolle", "nl_means", "wavelet", "bm3d"],
                   "Methods: .keras priors (patch priors by MAP; DAEs by MAP and directly), "
@@ -16,12 +18,14 @@ flags.DEFINE_list("priors", ["tv", "tv_chambolle", "nl_means", "wavelet", "bm3d"
 flags.DEFINE_list("images", None, "Test images: files, folders, .txt lists.")
 flags.DEFINE_integer("limit", 0, "Use at most this many test images (0: all).")
 flags.DEFINE_enum("mode", "grey", ["grey", "colour"], "grey: BT.601 luminance; colour: RGB.")
-flags.DEFINE_integer("image_size", 0, "0: whole images at their own size; N: resize the "
+flags.DEFINE_integer("input_size", 0, "0: whole images at their own size; N: resize the "
                      "short side to N and centre-crop a square.")
 flags.DEFINE_list("tune_images", None, "Separate images for tuning parameters per σ (never "
                   "the test images).")
 flags.DEFINE_integer("tune_limit", 4, "Use at most this many tuning images (0: all).")
-flags.DEFINE_integer("tune_image_size", 0, "As --image_size, for the tuning images.")
+flags.DEFINE_integer("tune_input_size", 0, "As --input_size, for the tuning images.")
+flags.DEFINE_alias("image_size", "input_size")
+flags.DEFINE_alias("tune_image_size", "tune_input_size")
 flags.DEFINE_float("tune_sigma", 0, "If set, tune the MAP weights λ once at this σ and reuse "
                    "them at every σ (σ is in the data term); 0: tune per σ.")
 flags.DEFINE_list("sigmas", ["15", "25", "50"], "Noise standard deviations (0-255 scale).")
@@ -55,4 +59,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -17,7 +17,7 @@ energy, acceptance rate, settings), tensorboard/.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
 from tfrestore import cli
 from tfrestore.inversion.presets import PRESETS
@@ -58,7 +58,7 @@ def _objective(clf):
     import numpy as np
 
     from tfrestore.data import load_images
-    from tfrestore.inversion import Objective, get_settings
+    from tfrestore.inversion import get_settings
     from tfrestore.inversion.learned import prior_terms
     from tfrestore.inversion.optimize import build_objective
     from tfrestore.uses.actmax import logits_layer
@@ -154,4 +154,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,7 +1,7 @@
 """Train a denoising-autoencoder (DAE) prior on images or on a classifier's feature maps.
 
 Grey image DAE on the standard denoising training set (σ = 25 on 0-255):
-  python bin/train_dae.py --images ../shared/data/denoising/train400 --grey --image_size 180 \
+  python bin/train_dae.py --images ../shared/data/denoising/train400 --grey --input_size 180 \
       --sigma 25 --output checkpoints/dae_grey_train400.keras
 Feature-map DAE (σ in units of each channel's std):
   python bin/train_dae.py --images ../shared/data/imagenet_samples \
@@ -9,16 +9,17 @@ Feature-map DAE (σ in units of each channel's std):
       --layer expanded_conv_3_add --sigma 0.5 --crop 20 --output checkpoints/fmap/dae_....keras
 Rerunning the same command with --checkpoint_dir resumes.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging
+
+from tfrestore import cli
 
 flags.DEFINE_list("images", None, "Training images: files, folders, .txt lists, photo names.")
-flags.DEFINE_integer("image_size", 180, "Resize (short side) and centre-crop to this size.")
-flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
+flags.DEFINE_integer("input_size", 180, "Resize (short side) and centre-crop to this size.")
+flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
+flags.DEFINE_alias("image_size", "input_size")   # the same flag name as every binary
+flags.DEFINE_alias("max_images", "limit")
 flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
 flags.DEFINE_string("classifier", None, "Model this classifier's feature maps (needs --layer).")
 flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
@@ -56,7 +57,7 @@ def main(argv):
     def run(_):
         f = FLAGS
         train_dae_prior(
-            f.images, f.output, image_size=f.image_size, max_images=f.max_images, grey=f.grey,
+            f.images, f.output, image_size=f.input_size, max_images=f.limit, grey=f.grey,
             classifier=f.classifier, weights=f.weights, weights_seed=f.weights_seed,
             layer=f.layer, sigma=f.sigma, features=f.features,
             dilations=[int(d) for d in f.dilations], val_fraction=f.val_fraction,
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

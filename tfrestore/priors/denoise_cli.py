@@ -52,7 +52,7 @@ def load_benchmark_images(sources, mode, image_size=0, limit=None):
                 files = [src]
             else:
                 raise ImageInputError(f"Image source '{src}' is not a file, folder or .txt "
-                                      "list (--image_size=0 reads files at their own size).")
+                                      "list (--input_size=0 reads files at their own size).")
             for f in files:
                 arrays.append(_to_rgb(load_image(f))[None])
                 names.append(f)
@@ -380,6 +380,6 @@ def run(f, log=print):
                "tv_chambolle": [float(w) for w in f.chambolle_weights],
                "nl_means": [float(w) for w in f.nlm_h]}
     return run_benchmark(f.priors, f.images, f.output, f.mode, [float(s) for s in f.sigmas],
-                         f.tune_images, f.image_size, f.tune_image_size, f.limit or None,
+                         f.tune_images, f.input_size, f.tune_input_size, f.limit or None,
                          f.tune_limit or None, weights, f.max_steps, f.tol, f.dae_steps,
                          f.dae_tol, f.seed, log, f.tune_sigma, f.dae_estimators, f.merge)

@@ -18,9 +18,11 @@ RESULT_SETTINGS = ("images", "image_size", "max_images", "classifier", "weights"
 
 def check_recipe(s):
     """Reject impossible training settings (a dict of train_patch_prior's arguments)."""
+    flag_names = {"image_size": "input_size", "max_images": "limit"}   # the binaries' names
+
     def need(ok, flag, what):
         if not ok:
-            raise ValueError(f"--{flag}={s[flag]!r}: {what}.")
+            raise ValueError(f"--{flag_names.get(flag, flag)}={s[flag]!r}: {what}.")
     for name in ("image_size", "patch_size", "n_experts", "n_train", "n_val", "steps",
                  "batch_size", "eval_every", "checkpoint_every"):
         need(isinstance(s[name], (int, np.integer)) and s[name] >= 1, name,
@@ -31,7 +33,7 @@ def check_recipe(s):
         raise ValueError("Feature-map priors need both --classifier and --layer (image "
                          "priors neither).")
     need(s["patch_size"] <= s["image_size"], "patch_size",
-         f"must be between 1 and --image_size={s['image_size']}")
+         f"must be between 1 and --input_size={s['image_size']}")
     for name in ("lr", "init_alpha"):
         need(math.isfinite(s[name]) and s[name] > 0, name, "must be a finite number > 0")
     need(math.isfinite(s["val_fraction"]) and 0 < s["val_fraction"] < 1, "val_fraction",
