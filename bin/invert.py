@@ -1,11 +1,11 @@
 """Reconstruct images from a classifier layer (pre-image optimisation, M&V 2015/2016).
 
-  # Offline quick start: random-weight VGG16 at 64 px, a bundled photograph, ~1-2 min.
-  python bin/invert.py --classifier=vgg16 --weights=random --input_size=64 \
-      --layer=conv2_2 --images=astronaut --steps=300 --output_dir=/tmp/invert_demo
-  # A real ImageNet network available offline (the shared, dequantised MobileNetV2):
-  python bin/invert.py --classifier=../shared/data/models/tf2_mobilenet_v2_1.0_224_ptq.tflite \
-      --layer=LAYER --images=../shared/data/images --output_dir=/tmp/invert_mnv2
+  # The bundled ImageNet MobileNetV2 (the default classifier, offline), fast preset:
+  python bin/invert.py --images=chelsea --layer=expanded_conv_6_add --preset=fast \
+      --output_dir=runs/first
+  # The papers' settings (3500 steps), resumable:
+  python bin/invert.py --layer=expanded_conv_5_add --images=coffee --preset=mv2016 \
+      --checkpoint_dir=runs/ckpt --output_dir=runs/mv2016
 
 Every preset field can be overridden by its flag (e.g. --feature_weight, --jitter, --tv_V);
 --flagfile=FILE reads flags from a file. A misspelt --layer lists the valid names.
