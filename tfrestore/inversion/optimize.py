@@ -23,6 +23,7 @@ from tfrestore.inversion.objectives import (IMAGE, AlphaNorm, FeatureLoss, Objec
 from tfrestore.inversion.presets import effective_sigma
 
 __all__ = ["build_objective", "ImageOptimizer", "PreimageOptimizer", "InversionResult",
+           "with_prior_estimates",
            "invert", "check_images"]
 
 
@@ -212,7 +213,7 @@ class ImageOptimizer:
                                getattr(self, "curve", None) and self.curve.records or [])
 
 
-def _with_estimates(terms, settings):
+def with_prior_estimates(terms, settings):
     """Learned-prior terms with the run's cost settings (copies: the caller's are untouched):
     a random crop (`prior_crop`) or, for patch priors on the image, the strided-grid
     estimate (`prior_grid`)."""
@@ -249,7 +250,8 @@ class PreimageOptimizer(ImageOptimizer):
 
     def __init__(self, classifier, images, settings, init=None, extra_terms=(), steps=None):
         images = check_images(images, classifier)
-        objective = build_objective(classifier, settings, _with_estimates(extra_terms, settings))
+        objective = build_objective(classifier, settings,
+                                    with_prior_estimates(extra_terms, settings))
         objective.set_targets(images)
         self.images = images
         super().__init__(classifier, objective, settings, shape=images.shape, init=init,

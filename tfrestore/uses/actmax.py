@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from tfrestore.inversion.optimize import ImageOptimizer, _with_crop, build_objective
+from tfrestore.inversion.optimize import (ImageOptimizer, build_objective,
+                                         with_prior_estimates)
 from tfrestore.inversion.presets import get_settings
 from tfrestore.uses.targets import logits_layer, selection_terms
 
@@ -73,7 +74,8 @@ def maximise(classifier, targets, settings, extra_terms=(), init="noise", **run_
     h, w = classifier.input_size
     terms = selection_terms(classifier, targets, weight=settings.feature_weight)
     objective = build_objective(classifier, settings,
-                                terms + _with_crop(extra_terms, settings), feature_loss=False)
+                                terms + with_prior_estimates(extra_terms, settings),
+                                feature_loss=False)
     shape = (len(targets), h, w, 3)
     opt = ImageOptimizer(classifier, objective, settings, shape=shape,
                          init=start_images(classifier, settings, len(targets), init))

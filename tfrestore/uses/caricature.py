@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrestore.inversion.objectives import FeatureLoss
-from tfrestore.inversion.optimize import (ImageOptimizer, _with_crop, build_objective,
+from tfrestore.inversion.optimize import (ImageOptimizer, with_prior_estimates, build_objective,
                                           check_images)
 
 __all__ = ["CaricatureTerm", "caricature", "projection"]
@@ -48,7 +48,7 @@ def caricature(classifier, images, settings, extra_terms=(), init="image", **run
         raise ValueError(f"--init={init}: choose image or noise.")
     term = CaricatureTerm(settings.layer, weight=settings.feature_weight)
     objective = build_objective(classifier, settings,
-                                [term] + _with_crop(extra_terms, settings),
+                                [term] + with_prior_estimates(extra_terms, settings),
                                 feature_loss=False)
     objective.set_targets(images)
     opt = ImageOptimizer(classifier, objective, settings, shape=images.shape,
