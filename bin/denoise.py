@@ -35,6 +35,9 @@ flags.DEFINE_list("tv_weights", ["0.01", "0.02", "0.04", "0.08"], "λ grid, TV (
 flags.DEFINE_list("chambolle_weights", ["0.04", "0.08", "0.12", "0.2", "0.3"],
                   "scikit-image TV weight grid (images in [0, 1]).")
 flags.DEFINE_list("nlm_h", ["0.6", "0.8", "1.0"], "Non-local means h/σ grid.")
+flags.DEFINE_string("map_optimizer", "lbfgs", "MAP with energy priors: lbfgs (scipy "
+                    "L-BFGS-B, converges in tens of iterations) or a keras optimizer name "
+                    "(adam, ...) on the optimisation engine (tfrestore.engine).")
 flags.DEFINE_integer("max_steps", 1000, "L-BFGS iteration limit (capped by "
                      "$TFRESTORE_MAX_STEPS).")
 flags.DEFINE_float("tol", 1e-7, "L-BFGS stops when F's relative decrease is below this.")

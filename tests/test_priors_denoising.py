@@ -26,6 +26,24 @@ def test_map_with_quadratic_energy_matches_closed_form(rng):
     np.testing.assert_allclose(r.x, y / (1 + lam * c * sigma ** 2), atol=0.05)
 
 
+def test_map_on_the_engine_matches_closed_form_and_lbfgs(rng, monkeypatch):
+    """MAP denoising on the optimisation engine (Adam) reaches the closed-form minimum of a
+    quadratic energy, and on TV the objective L-BFGS reaches, within a small tolerance."""
+    monkeypatch.delenv("TFRESTORE_MAX_STEPS", raising=False)
+    y = rng.uniform(0, 255, (2, 6, 6, 1)).astype(np.float32)
+    c, lam, sigma = 0.01, 0.5, 10.0
+    r = map_denoise(y, lambda v: 0.5 * c * tf.reduce_sum(tf.square(v), [1, 2, 3]), sigma, lam,
+                    steps=600, optimizer="adam", lr=20.0, tol=1e-7)
+    np.testing.assert_allclose(r.x, y / (1 + lam * c * sigma ** 2), atol=0.5)
+    assert r.objective[-1] < r.objective[0]
+    clean = luminance(centre_crop(load_images("camera", 64).images, 16))
+    noisy = add_noise(clean, 25, seed=1)
+    ref = map_denoise(noisy, tv_energy, 25, 0.04, steps=300)
+    eng = map_denoise(noisy, tv_energy, 25, 0.04, steps=600, optimizer="adam", lr=5.0,
+                      tol=1e-7)
+    assert eng.objective[-1] <= ref.objective[-1] * 1.01, (eng.objective[-1], ref.objective[-1])
+
+
 def test_tv_energy_and_tv_denoising():
     flat = np.full((1, 5, 5, 1), 7.0, np.float32)
     assert float(tv_energy(flat, eps=0.0)[0]) == pytest.approx(0.0)

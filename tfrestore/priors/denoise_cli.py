@@ -116,7 +116,8 @@ def _bm3d_peer(channels):
 
 
 def make_method(spec, channels, weights, log=print, max_steps=1000, tol=1e-7,
-                dae_steps=100, dae_tol=0.01, dae_estimators=("map", "direct")):
+                dae_steps=100, dae_tol=0.01, dae_estimators=("map", "direct"),
+                map_optimizer="lbfgs"):
     """Methods for one `--priors` entry (a DAE gives two) and notes on skipped ones."""
     from tfrestore.priors.dae import DAEPrior
     from tfrestore.priors.denoising import (dae_direct, dae_map_denoise, map_denoise,
@@ -125,7 +126,8 @@ def make_method(spec, channels, weights, log=print, max_steps=1000, tol=1e-7,
 
     def energy_method(name, energy, grid):
         def run(y, sigma, lam, clean=None):
-            r = map_denoise(y, energy, sigma, lam, steps=max_steps, tol=tol, clean=clean)
+            r = map_denoise(y, energy, sigma, lam, steps=max_steps, tol=tol, clean=clean,
+                            optimizer=map_optimizer)
             return r.x, {"steps": r.steps, "converged": r.converged, "trace": r.trace,
                          "objective_monotone": bool(np.all(np.diff(r.objective) <= 1e-6 *
                                                            np.abs(r.objective[:-1]) + 1e-9))}
@@ -196,7 +198,8 @@ def noisy_versions(clean, sigma, seed):
 def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune_images=None,
                   image_size=0, tune_image_size=0, limit=None, tune_limit=4, weights=None,
                   max_steps=1000, tol=1e-7, dae_steps=100, dae_tol=0.01, seed=0, log=print,
-                  tune_sigma=0, dae_estimators=("map", "direct"), merge=()):
+                  tune_sigma=0, dae_estimators=("map", "direct"), merge=(),
+                  map_optimizer="lbfgs"):
     """Tune every method's parameter per σ on `tune_images`, then score it on `images`.
 
     `tune_sigma`: tune the MAP weights λ (σ-independent in the MAP model, where σ sits in
@@ -224,7 +227,7 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
     methods, notes = [], []
     for spec in priors:
         m, n = make_method(spec, channels, weights, log, max_steps, tol, dae_steps, dae_tol,
-                           dae_estimators)
+                           dae_estimators, map_optimizer)
         methods += m
         notes += n
     log(f"{len(clean)} test images, {len(tune)} tuning images, methods: "
@@ -239,7 +242,8 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
     record = {"rows": [], "notes": notes, "images": names, "tune_images": tune_names,
               "mode": mode, "sigmas": sigmas, "seed": seed, "image_size": image_size,
               "weights": weights, "max_steps": max_steps, "tol": tol, "dae_steps": dae_steps,
-              "dae_tol": dae_tol, "environment": environment_info()}
+              "dae_tol": dae_tol, "environment": environment_info(),
+              **({"map_optimizer": map_optimizer} if map_optimizer != "lbfgs" else {})}
     # Cells this run does not compute (other methods or σ of earlier commands) are kept.
     now = {(name, sg) for name in [m.name for m in methods] + ["noisy input"] for sg in sigmas}
     rows = record["rows"]
@@ -382,4 +386,5 @@ def run(f, log=print):
     return run_benchmark(f.priors, f.images, f.output, f.mode, [float(s) for s in f.sigmas],
                          f.tune_images, f.input_size, f.tune_input_size, f.limit or None,
                          f.tune_limit or None, weights, f.max_steps, f.tol, f.dae_steps,
-                         f.dae_tol, f.seed, log, f.tune_sigma, f.dae_estimators, f.merge)
+                         f.dae_tol, f.seed, log, f.tune_sigma, f.dae_estimators, f.merge,
+                         f.map_optimizer)
