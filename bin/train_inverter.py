@@ -62,7 +62,7 @@ RESULT_FLAGS = ("classifier", "weights", "weights_seed", "preprocessing", "input
                 "hidden", "steps", "batch_size", "lr", "schedule", "seed")
 
 
-def _check_resume(out):
+def _check_resume(out, chief=True):
     """Resume from OUTPUT_DIR/ckpt only with the same RESULT_FLAGS (tfrestore.runstate)."""
     import shutil
     from tfrestore.io import make_folder
@@ -70,7 +70,9 @@ def _check_resume(out):
     # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap (an interruption), not a setting.
     settings = {k: FLAGS[k].value for k in RESULT_FLAGS}
     make_folder(out, "--output_dir")
-    if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh) == "fresh":
+    # Multi-worker: only the chief deletes (--fresh) and records; the others check.
+    if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh,
+                      write=chief) == "fresh" and chief:
         shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)
         print(f"--fresh: deleted the earlier run in {out}", flush=True)
 
@@ -89,8 +91,10 @@ def main(argv):
     for name in ("num_val", "cpu_replicas"):
         if FLAGS[name].value < 0:
             raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
-    _check_resume(FLAGS.output_dir)
     strategy = cli.strategy_from_flags()  # before anything initialises TensorFlow's devices
+    from tfrestore.distribute import is_chief
+    chief = is_chief(strategy)
+    _check_resume(FLAGS.output_dir, chief)
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
     blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
@@ -110,6 +114,9 @@ def main(argv):
     if int(trainer.step.numpy()):
         print(f"Resuming from step {int(trainer.step.numpy())}", flush=True)
     trainer.train(verbose=True)
+    if not chief:   # multi-worker: the chief writes the results
+        print("Trained (non-chief worker: the chief writes the inverter)", flush=True)
+        return
     path = save_stack(trainer.stack, os.path.join(out, "inverter.keras"))
     evaluation = evaluate_stack(trainer.stack, clf, data.val) if data.val_names else {}
     write_json(os.path.join(out, "eval.json"), evaluation)
