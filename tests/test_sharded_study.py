@@ -67,3 +67,30 @@ def test_bad_shard_is_a_one_line_error(text):
 
 def test_shard_parsed():
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
+
+
+def test_compare_binary_two_shards_equal_unsharded(tmp_path):
+    from binary_runner import BinaryRunner
+    clf = str(tmp_path / "tiny.keras")
+    tiny_classifier().model.save(clf)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"classifier": clf, "layers": ["c1", "c2"],
+                               "methods": {"mv2016": {}, "tv0": {"overrides":
+                                                                 {"tv_weight": 0.0}}}}))
+    base = [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
+            "--perceptual_network=none"]
+    with BinaryRunner(env={"TFRESTORE_MAX_STEPS": "3"}) as run:
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/whole"])
+        assert rc == 0, err[-2000:]
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=1/2"])
+        assert rc == 0, err[-2000:]
+        assert "Shard 1/2 done; 2 cell(s) of other shards" in out
+        assert not os.path.exists(tmp_path / "sh.md")
+        assert sorted(json.load(open(tmp_path / "sh.shard-1-of-2.json"))["cells"]) == \
+            ["c1 | tv0", "c2 | tv0"]
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=0/2"])
+        assert rc == 0, err[-2000:]
+    whole = open(tmp_path / "whole.md").read().replace(f"{tmp_path}/whole", "OUT")
+    sharded = open(tmp_path / "sh.md").read().replace(f"{tmp_path}/sh", "OUT")
+    assert "| tv0 |" in whole and sharded == whole
+    assert os.path.getsize(tmp_path / "sh.png") > 1000
