@@ -39,7 +39,7 @@ flags.DEFINE_enum("mode", "joint", ["solo", "stacked", "joint", "end_to_end"],
 flags.DEFINE_enum("kind", "deconv", ["deconv", "upsample"], "Inverse module design.")
 flags.DEFINE_integer("hidden", None, "Hidden channels per module (default per module).")
 flags.DEFINE_integer("steps", 1000, "Training steps ($TFRESTORE_MAX_STEPS caps it).")
-flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+flags.DEFINE_integer("batch_size", 16, "Global batch size (split over all replicas and workers).")
 flags.DEFINE_float("lr", 3e-4, "Initial Adam learning rate.")
 flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"],
                   "thesis: lr, /3 at 4/15, /10 at 8/15, /30 at 12/15 of the steps.")

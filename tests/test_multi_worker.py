@@ -204,3 +204,24 @@ def test_tf_config_parsed():
     cluster, kind, index = tf_config({"TF_CONFIG": json.dumps(
         {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}})})
     assert cluster == {"worker": ["a:1", "b:2"]} and (kind, index) == ("worker", 1)
+
+
+def test_no_tpu_is_a_one_line_error(monkeypatch):
+    from tfrestore.distribute import make_strategy
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(ValueError, match=r"--strategy=tpu: no TPU found .*--tpu") as e:
+        make_strategy("tpu")
+    assert "\n" not in str(e.value)
+
+
+def test_non_chief_checks_settings_without_writing(tmp_path):
+    from tfrestore.runstate import SettingsMismatchError, check_settings
+    folder = str(tmp_path / "ck")
+    assert check_settings(folder, {"seed": 1}, write=False) == "new"
+    assert not os.path.exists(folder)                       # the chief records, not others
+    check_settings(folder, {"seed": 1})
+    open(os.path.join(folder, "ckpt-1.index"), "w").close()
+    assert check_settings(folder, {"seed": 1}, fresh=True, write=False) == "fresh"
+    assert os.path.exists(os.path.join(folder, "ckpt-1.index"))   # only the chief deletes
+    with pytest.raises(SettingsMismatchError, match="seed"):
+        check_settings(folder, {"seed": 2}, write=False)
