@@ -60,11 +60,12 @@ def run_single(script, args):
     return proc
 
 
-def run_workers(script, args, n=2, fault=None):
-    """Run `script args --strategy=multi_worker` as n workers; returns [(rc, out, err)].
+def run_workers(script, args, n=2, fault=None, wait_for=None):
+    """Run `script args --strategy=multi_worker` as n workers; returns [(rc, log)].
 
     fault: {worker index: checkpoint number} after which that worker dies (exit 3); the
-    others, stuck in a collective with a dead peer, are killed as a cluster manager would."""
+    others, stuck in a collective with a dead peer, are killed as a cluster manager would,
+    once the file `wait_for` exists (the chief's checkpoint, written concurrently)."""
     ports = free_ports(n)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs, logs = [], []
@@ -83,6 +84,8 @@ def run_workers(script, args, n=2, fault=None):
         deadline = time.time() + TIMEOUT
         while time.time() < deadline and any(p.poll() is None for p in procs):
             if fault and any(procs[i].poll() is not None for i in fault):
+                while wait_for and not os.path.exists(wait_for) and time.time() < deadline:
+                    time.sleep(0.2)
                 time.sleep(1)
                 break   # the faulty worker died: the job is down
             time.sleep(0.5)
@@ -150,7 +153,8 @@ def test_prior_two_workers_equal_one_worker(prior_single, tmp_path):
 
 def test_prior_worker_killed_job_resumes_to_same_weights(prior_single, tmp_path):
     args = PRIOR + [f"--output={tmp_path}/p.keras", f"--checkpoint_dir={tmp_path}/ck"]
-    res = run_workers("train_prior.py", args, fault={1: 2})
+    res = run_workers("train_prior.py", args, fault={1: 2},
+                      wait_for=str(tmp_path / "ck" / "ckpt-2.index"))
     assert res[1][0] == 3, res[1][1][-3000:]          # worker 1 died after checkpoint 2
     assert res[0][0] != 0 and not os.path.exists(tmp_path / "p.keras")
     assert tf_latest(tmp_path / "ck").endswith("ckpt-2")
