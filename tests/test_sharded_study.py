@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_learned_inversion import tiny_classifier  # noqa: E402
+from test_learned_inversion import save_prior, tiny_classifier  # noqa: E402
 
 from tfrestore.inversion.comparison import (markdown_table, missing_cells, parse_shard,
                                             run_comparison, shard_path)
@@ -69,7 +69,7 @@ def test_shard_parsed():
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
 
 
-def test_compare_binary_two_shards_equal_unsharded(tmp_path):
+def test_binaries_two_shards_equal_unsharded(tmp_path):
     from binary_runner import BinaryRunner
     clf = str(tmp_path / "tiny.keras")
     tiny_classifier().model.save(clf)
@@ -90,6 +90,23 @@ def test_compare_binary_two_shards_equal_unsharded(tmp_path):
             ["c1 | tv0", "c2 | tv0"]
         rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=0/2"])
         assert rc == 0, err[-2000:]
+        # A weight search: 2 cells (baseline and one weight), one per shard.
+        prior = save_prior(str(tmp_path / "img.keras"), 3)
+        search = [f"--classifier={clf}", "--layer=c2", "--images=chelsea,coffee", "--limit=2",
+                  f"--prior={prior}@image", "--grid=1e-2", "--set=tv_weight=0", "--steps=3",
+                  "--metric=psnr"]
+        rc, out, err = run("bin/search_weights.py", search + [f"--output={tmp_path}/s1"])
+        assert rc == 0, err[-2000:]
+        for i in (0, 1):
+            rc, out, err = run("bin/search_weights.py",
+                               search + [f"--output={tmp_path}/s2", f"--shard={i}/2"])
+            assert rc == 0, err[-2000:]
+            assert os.path.exists(tmp_path / "s2_ranking.json") == (i == 1)
+    one = json.load(open(tmp_path / "s1_ranking.json"))
+    two = json.load(open(tmp_path / "s2_ranking.json"))
+    assert [r["weights"] for r in one["ranking"]] == [r["weights"] for r in two["ranking"]]
+    np.testing.assert_allclose([r["psnr"] for r in two["ranking"]],
+                               [r["psnr"] for r in one["ranking"]], rtol=1e-5)
     whole = open(tmp_path / "whole.md").read().replace(f"{tmp_path}/whole", "OUT")
     sharded = open(tmp_path / "sh.md").read().replace(f"{tmp_path}/sh", "OUT")
     assert "| tv0 |" in whole and sharded == whole
