@@ -7,6 +7,14 @@
     ckpts.save(step)                                   # chief: ckpt/; others: a temp folder
     writer = summary_writer("tb/", strategy)           # non-chief: a temp folder
 
+Wiring a training binary (as bin/train_prior.py, bin/train_inverter.py do):
+`cli.define_strategy_flags()` at import, `strategy = cli.strategy_from_flags()` first in
+main (before any TensorFlow op), variables and optimizer under `strategy.scope()`, steps via
+`strategy.run`, batches from `distribute_dataset` (global batch, order a function of seed
+and step), checkpoints with `SharedCheckpoints` (or `engine.Checkpoint(strategy=...)`),
+summaries into `log_dir(path, strategy)`, `runstate.check_settings(write=is_chief(...))`,
+and final outputs only `if is_chief(strategy)`.
+
 The multi-worker rules are TensorFlow's (MultiWorkerMirroredStrategy tutorial): every
 worker runs the same program and joins every collective, including checkpoint saving, so
 every worker saves; only the chief's checkpoints and summaries go to the shared folder, the
