@@ -92,7 +92,7 @@ def main(argv):
         if FLAGS[name].value < 0:
             raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
     strategy = cli.strategy_from_flags()  # before anything initialises TensorFlow's devices
-    from tfrestore.distribute import is_chief
+    from tfrestore.distribute import barrier, is_chief
     chief = is_chief(strategy)
     _check_resume(FLAGS.output_dir, chief)
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
@@ -115,7 +115,8 @@ def main(argv):
         print(f"Resuming from step {int(trainer.step.numpy())}", flush=True)
     trainer.train(verbose=True)
     if not chief:   # multi-worker: the chief writes the results
-        print("Trained (non-chief worker: the chief writes the inverter)", flush=True)
+        barrier(strategy)   # ... and this worker stays in the job until it did
+        print("Trained (non-chief worker: the chief wrote the inverter)", flush=True)
         return
     path = save_stack(trainer.stack, os.path.join(out, "inverter.keras"))
     evaluation = evaluate_stack(trainer.stack, clf, data.val) if data.val_names else {}
@@ -124,6 +125,7 @@ def main(argv):
     for layer, r in evaluation.items():
         print(f"held-out from {layer}: " + " ".join(f"{k}={v:.4g}" for k, v in r.items()))
     print(f"Wrote {path}")
+    barrier(strategy)   # multi-worker: the other workers leave the job together with the chief
 
 
 if __name__ == "__main__":

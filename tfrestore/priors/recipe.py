@@ -160,9 +160,10 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                       eval_every=eval_every, patience=patience, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, log_dir=log_dir)
     hist = train_prior(prior, train_z, val_z, cfg, strategy=strategy, log=log)
-    from tfrestore.distribute import is_chief
+    from tfrestore.distribute import barrier, is_chief
     if not is_chief(strategy):   # multi-worker: the chief writes the results
-        log("trained (non-chief worker: the chief writes the prior)")
+        barrier(strategy)        # ... and this worker stays in the job until it did
+        log("trained (non-chief worker: the chief wrote the prior)")
         return None
     save_prior(prior, output)
     base = os.path.splitext(output)[0]
@@ -172,5 +173,6 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                                            / max(np.trace(np.cov(flat, rowvar=False)), 1e-12)),
               "history": hist, "figure": figure, "environment": environment_info()}
     write_json(base + ".json", record)
+    barrier(strategy)   # multi-worker: the other workers leave the job together with the chief
     log(f"wrote {output} ({os.path.getsize(output) / 1e6:.2f} MB), {base}.json, {figure}")
     return prior, record
