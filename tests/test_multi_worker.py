@@ -229,3 +229,17 @@ def test_non_chief_checks_settings_without_writing(tmp_path):
     assert os.path.exists(os.path.join(folder, "ckpt-1.index"))   # only the chief deletes
     with pytest.raises(SettingsMismatchError, match="seed"):
         check_settings(folder, {"seed": 2}, write=False)
+
+
+def test_binaries_bad_cluster_or_shard_exit_2(tmp_path):
+    from binary_runner import BinaryRunner
+    env = {"TF_CONFIG": ""}
+    with BinaryRunner() as run:
+        rc, out, err = run("bin/train_prior.py", PRIOR + [f"--output={tmp_path}/p.keras",
+                                                          "--strategy=multi_worker"], env=env)
+        assert rc == 2 and err.strip().splitlines()[-1].startswith(
+            "error: --strategy=multi_worker needs $TF_CONFIG"), err[-2000:]
+        rc, out, err = run("bin/compare.py", ["--config=results/compare/mobilenet_v2_config.json",
+                                              "--images=chelsea", f"--output={tmp_path}/c",
+                                              "--shard=2/2"])
+        assert rc == 2 and err.strip().splitlines()[-1].startswith("error: --shard=2/2"), err
