@@ -159,9 +159,12 @@ def barrier(strategy=None):
     if strategy is None or not isinstance(strategy,
                                           tf.distribute.MultiWorkerMirroredStrategy):
         return
-    ones = strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.ones([])))
-    total = strategy.reduce(tf.distribute.ReduceOp.MEAN, ones, axis=None)
+    @tf.function
+    def all_reduce():
+        ones = strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.ones([])))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, ones, axis=None)
+    total = all_reduce()
     if int(total.numpy()) != strategy.num_replicas_in_sync:
         raise RuntimeError(f"barrier: {total} of {strategy.num_replicas_in_sync} replicas")
 
