@@ -31,6 +31,10 @@ flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual sco
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
 flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
                   "OUTPUT.json (missing cells show as -).")
+flags.DEFINE_string("shard", None, "I/N: run only every N-th cell (layer, method), from "
+                    "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
+                    "folder run I = 0..N-1. The last shard to finish (or a rerun without "
+                    "--shard, which computes nothing new) writes the merged .json/.md/.png.")
 flags.mark_flags_as_required(["config", "images", "output"])
 FLAGS = flags.FLAGS
 
@@ -40,10 +44,12 @@ def main(argv):
     del argv
     from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
-    from tfrestore.inversion.comparison import markdown_table, run_comparison
+    from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
+                                                parse_shard, run_comparison)
     from tfrestore.inversion.methods import methods_from_config
     from tfrestore.io import atomic_write, environment_info
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
+    shard = parse_shard(FLAGS.shard)
     config = _read_config(FLAGS.config)
     methods = methods_from_config(config["methods"])
     if FLAGS.methods:
@@ -69,15 +75,31 @@ def main(argv):
     settings = {"classifier": clf.describe(), "layers_config": config["layers"],
                 "perceptual_network": perceptual_name}
     if FLAGS.render_only:
-        with open(FLAGS.output + ".json") as f:
-            results = json.load(f)
+        # The cells of OUTPUT.json and of every shard's file (same settings).
+        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed, images=list(loaded.paths))
+        results, examples, files = load_results(FLAGS.output + ".json", full)
+        if not files:
+            raise ValueError(f"--render_only: no results with these settings in "
+                             f"{FLAGS.output}.json or its shard files; run without it first.")
+        if len(files) > 1:
+            from tfrestore.io import save_npz, write_json
+            write_json(FLAGS.output + ".json", results)
+            save_npz(FLAGS.output + "_examples.npz", **examples)
     else:
         results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
                                  FLAGS.output + ".json", steps=FLAGS.steps,
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,
-                                 log=lambda s: print(s, flush=True))
+                                 log=lambda s: print(s, flush=True), shard=shard)
+        missing = missing_cells(results, layers, methods)
+        if shard and missing:
+            print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not "
+                  f"written yet. The last shard to finish writes {FLAGS.output}.md (or rerun "
+                  f"without --shard once all are done).", flush=True)
+            return
     names = [m.name for m in methods]
     cmd = cli.command_line().replace(" --render_only", "")
+    if FLAGS.shard:
+        cmd = cmd.replace(f" --shard={FLAGS.shard}", "").replace(f" --shard {FLAGS.shard}", "")
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "

@@ -39,6 +39,10 @@ flags.DEFINE_string("perceptual_network", "none", "Needed only for --metric=perc
 flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).")
 flags.DEFINE_integer("seed", 0, "Seed of noise starts, jitter and random draws.")
 flags.DEFINE_string("output", None, "Output prefix (.json, .md).")
+flags.DEFINE_string("shard", None, "I/N: run only every N-th (layer, weights) cell, from "
+                    "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
+                    "folder run I = 0..N-1. The last shard to finish (or a rerun without "
+                    "--shard, which computes nothing new) writes the ranking.")
 flags.mark_flags_as_required(["layer", "images", "prior", "output"])
 FLAGS = flags.FLAGS
 
@@ -91,12 +95,14 @@ def main(argv):
     del argv
     import numpy as np
     from tfrestore.data import load_images
-    from tfrestore.inversion.comparison import markdown_table, run_comparison
+    from tfrestore.inversion.comparison import (markdown_table, missing_cells, parse_shard,
+                                                run_comparison)
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
     from tfrestore.priors.layers import load_prior
     from tfrestore.io import atomic_write, write_json
     from tfrestore.metrics import make_perceptual
+    shard = parse_shard(FLAGS.shard)
     if not FLAGS.prior:
         raise ValueError("--prior: name at least one prior whose weight is searched, as "
                          "PATH@AT (e.g. --prior=checkpoints/foe_8x8x3_512.keras@image).")
@@ -130,13 +136,21 @@ def main(argv):
     results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
                              FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
                              perceptual=perceptual, settings=settings,
-                             log=lambda s: print(s, flush=True))
+                             log=lambda s: print(s, flush=True), shard=shard)
+    missing = missing_cells(results, FLAGS.layer, methods)
+    if shard and missing:
+        print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not written "
+              f"yet. The last shard to finish writes {FLAGS.output}.md and the ranking (or "
+              f"rerun without --shard once all are done).", flush=True)
+        return
     lower = FLAGS.metric in ("feature_error", "mse", "perceptual")
     score = {m.name: float(np.mean([np.mean(results["cells"][f"{l} | {m.name}"]["per_image"]
                                             [FLAGS.metric]) for l in FLAGS.layer]))
              for m in methods}
     ranked = sorted(score, key=lambda n: score[n], reverse=not lower)
     cmd = cli.command_line()
+    if FLAGS.shard:
+        cmd = cmd.replace(f" --shard={FLAGS.shard}", "").replace(f" --shard {FLAGS.shard}", "")
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
              f"{', '.join(FLAGS.fixed_prior) or 'none'}. "

@@ -39,7 +39,7 @@ flags.DEFINE_enum("mode", "joint", ["solo", "stacked", "joint", "end_to_end"],
 flags.DEFINE_enum("kind", "deconv", ["deconv", "upsample"], "Inverse module design.")
 flags.DEFINE_integer("hidden", None, "Hidden channels per module (default per module).")
 flags.DEFINE_integer("steps", 1000, "Training steps ($TFRESTORE_MAX_STEPS caps it).")
-flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+flags.DEFINE_integer("batch_size", 16, "Global batch size (split over all replicas and workers).")
 flags.DEFINE_float("lr", 3e-4, "Initial Adam learning rate.")
 flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"],
                   "thesis: lr, /3 at 4/15, /10 at 8/15, /30 at 12/15 of the steps.")
@@ -62,7 +62,7 @@ RESULT_FLAGS = ("classifier", "weights", "weights_seed", "preprocessing", "input
                 "hidden", "steps", "batch_size", "lr", "schedule", "seed")
 
 
-def _check_resume(out):
+def _check_resume(out, chief=True):
     """Resume from OUTPUT_DIR/ckpt only with the same RESULT_FLAGS (tfrestore.runstate)."""
     import shutil
     from tfrestore.io import make_folder
@@ -70,7 +70,9 @@ def _check_resume(out):
     # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap (an interruption), not a setting.
     settings = {k: FLAGS[k].value for k in RESULT_FLAGS}
     make_folder(out, "--output_dir")
-    if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh) == "fresh":
+    # Multi-worker: only the chief deletes (--fresh) and records; the others check.
+    if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh,
+                      write=chief) == "fresh" and chief:
         shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)
         print(f"--fresh: deleted the earlier run in {out}", flush=True)
 
@@ -89,8 +91,10 @@ def main(argv):
     for name in ("num_val", "cpu_replicas"):
         if FLAGS[name].value < 0:
             raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 0.")
-    _check_resume(FLAGS.output_dir)
     strategy = cli.strategy_from_flags()  # before anything initialises TensorFlow's devices
+    from tfrestore.distribute import barrier, is_chief
+    chief = is_chief(strategy)
+    _check_resume(FLAGS.output_dir, chief)
     clf = cli.classifier_from_flags(input_size=FLAGS.input_size)
     blocks = resolve_blocks(clf, FLAGS.blocks, up_to=FLAGS.layer)
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
@@ -110,6 +114,10 @@ def main(argv):
     if int(trainer.step.numpy()):
         print(f"Resuming from step {int(trainer.step.numpy())}", flush=True)
     trainer.train(verbose=True)
+    if not chief:   # multi-worker: the chief writes the results
+        barrier(strategy)   # ... and this worker stays in the job until it did
+        print("Trained (non-chief worker: the chief wrote the inverter)", flush=True)
+        return
     path = save_stack(trainer.stack, os.path.join(out, "inverter.keras"))
     evaluation = evaluate_stack(trainer.stack, clf, data.val) if data.val_names else {}
     write_json(os.path.join(out, "eval.json"), evaluation)
@@ -117,6 +125,7 @@ def main(argv):
     for layer, r in evaluation.items():
         print(f"held-out from {layer}: " + " ".join(f"{k}={v:.4g}" for k, v in r.items()))
     print(f"Wrote {path}")
+    barrier(strategy)   # multi-worker: the other workers leave the job together with the chief
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ flags.DEFINE_integer("n_val", 10000, "Validation patches (from held-out images o
 flags.DEFINE_float("val_fraction", 0.1, "Share of images held out for validation.")
 flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides --val_fraction).")
 flags.DEFINE_integer("steps", 25000, "Adam steps (capped by $TFRESTORE_MAX_STEPS).")
-flags.DEFINE_integer("batch_size", 250, "Patches per step.")
+flags.DEFINE_integer("batch_size", 250, "Patches per step (the global batch, split over all "
+                     "replicas and workers).")
 flags.DEFINE_float("lr", 1.0, "Learning rate; scales the whole schedule.")
 flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"], "thesis: 1.0 -> 3e-5 in 8 "
                   "pieces at the thesis-code boundaries scaled to --steps.")

@@ -192,30 +192,25 @@ def prepare_output_dir(path, outputs=()):
 # --- Flag groups shared by the training binaries ----------------------------------------
 
 def define_strategy_flags():
-    """--strategy (one_device | mirrored; `default` = one_device) and --cpu_replicas."""
-    flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored"],
-                      "tf.distribute strategy: default/one_device (this device) or mirrored "
-                      "(data-parallel over this machine's devices).")
+    """--strategy (default/one_device | mirrored | multi_worker | tpu), --cpu_replicas, --tpu."""
+    from tfrestore.distribute import STRATEGIES
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+                      "tf.distribute strategy: default/one_device (this device), mirrored "
+                      "(data-parallel over this machine's devices), multi_worker (several "
+                      "machines, cluster from $TF_CONFIG; every worker runs the same command) "
+                      "or tpu (TPUStrategy; see --tpu). --batch_size is the global batch.")
     flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices "
                          "(with --strategy=mirrored: data-parallel on one machine, for tests).")
+    flags.DEFINE_string("tpu", None, "--strategy=tpu: the TPU's name or grpc:// address "
+                        "(default: this Cloud TPU VM's, or $TPU_NAME).")
     flags.DEFINE_alias("distribute", "strategy")   # the flag's earlier name (train_prior)
 
 
 def strategy_from_flags():
-    """The tf.distribute strategy of --strategy/--cpu_replicas (None = the default one).
+    """The tf.distribute strategy of --strategy/--cpu_replicas/--tpu (None = the default).
 
     Must run before TensorFlow initialises its devices (any op does that)."""
-    import tensorflow as tf
+    from tfrestore.distribute import make_strategy
     f = flags.FLAGS
-    if f.cpu_replicas < 0:
-        raise ValueError(f"--cpu_replicas={f.cpu_replicas}: must be >= 0.")
-    if f.cpu_replicas:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * f.cpu_replicas)
-    if f.strategy == "mirrored":
-        devices = None
-        if f.cpu_replicas:
-            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    return None
+    return make_strategy(f.strategy, cpu_replicas=f.cpu_replicas,
+                         tpu=f.tpu or os.environ.get("TPU_NAME"))

@@ -45,7 +45,7 @@ def settings_diff(old, new):
     return out
 
 
-def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
+def check_settings(folder, settings, fresh=False, fresh_hint="--fresh", write=True):
     """Make `folder` safe to resume from with `settings`; returns what happened.
 
     Args:
@@ -54,6 +54,8 @@ def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
         leave out what may change between resumes, e.g. logging intervals).
       fresh: delete `folder` (old checkpoints included) and start a new run.
       fresh_hint: how the user asks for a fresh start (e.g. the flag), named in errors.
+      write: False for the non-chief workers of a multi-worker job: check only (the chief
+        alone deletes with `fresh` and records the settings).
     Returns:
       "new" (no earlier run), "fresh" (earlier run deleted), "resume" (same settings) or
       "adopted" (checkpoints from before settings were recorded: recorded now, resumed).
@@ -67,6 +69,8 @@ def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise SettingsMismatchError(f"Checkpoint folder '{folder}' is a file; choose "
                                     f"another folder.")
+    if fresh and not write:
+        return "fresh"
     if fresh and os.path.isdir(folder):
         shutil.rmtree(folder)
         status = "fresh"
@@ -88,6 +92,8 @@ def check_settings(folder, settings, fresh=False, fresh_hint="--fresh"):
         return "resume"
     elif os.path.isdir(folder) and set(os.listdir(folder)) - {SETTINGS_FILE}:
         status = "adopted"
+    if not write:
+        return status
     make_folder(folder, "Checkpoint folder")
     write_json(path, settings)
     return status

@@ -218,10 +218,15 @@ class Checkpoint(Callback):
     resumes after its step — only if `settings` (a JSON-able dict of everything that
     matters) equals the one recorded there; otherwise `runstate.SettingsMismatchError`
     names the differences (pass `fresh=True` to start again).
+
+    `strategy`: with a multi-worker strategy, every worker restores the shared latest
+    checkpoint and saves, but only the chief writes to `directory`
+    (`tfrestore.distribute.SharedCheckpoints`).
     """
 
     def __init__(self, directory, objects, every=100, settings=None, fresh=False,
-                 max_to_keep=2):
+                 max_to_keep=2, strategy=None):
+        self.strategy = strategy
         self.directory, self.every, self.fresh = directory, int(every), fresh
         self.settings = settings or {}
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="engine_step")
@@ -231,11 +236,12 @@ class Checkpoint(Callback):
 
     def on_run_begin(self, engine):
         from tfrestore import runstate
-        runstate.check_settings(self.directory, self.settings, fresh=self.fresh)
-        self.manager = tf.train.CheckpointManager(self.ckpt, self.directory,
-                                                  max_to_keep=self.max_to_keep)
-        if self.manager.latest_checkpoint:
-            self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        from tfrestore.distribute import SharedCheckpoints, is_chief
+        chief = is_chief(self.strategy)
+        runstate.check_settings(self.directory, self.settings, fresh=self.fresh, write=chief)
+        self.manager = SharedCheckpoints(self.ckpt, self.directory, self.strategy,
+                                         max_to_keep=self.max_to_keep)
+        if self.manager.restore():
             engine.start_step = int(self.step.numpy())
             self.resumed_from = engine.start_step
 

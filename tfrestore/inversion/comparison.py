@@ -2,8 +2,14 @@
 
 Results accumulate in a JSON file written atomically after each (layer, method) cell;
 a rerun with the same settings skips the cells it already has for unchanged methods, so
-an interrupted comparison resumes where it stopped and a changed method is rerun alone. `markdown_table` renders mean ± std per metric,
-rows = methods, columns = layers.
+an interrupted comparison resumes where it stopped and a changed method is rerun alone.
+`markdown_table` renders mean ± std per metric, rows = methods, columns = layers.
+
+Sharding (`shard=(I, N)`, `--shard=I/N`): cell k (in layer-major order) belongs to shard
+k mod N. A shard writes its cells to OUTPUT.shard-I-of-N.json (and _examples.npz) only, so
+N machines sharing a folder never write the same file; every run first merges the cells of
+OUTPUT.json and all shard files with the same settings, so the last shard to finish (or a
+rerun without --shard, which then computes nothing) has the whole table.
 """
 import dataclasses
 import json
@@ -13,7 +19,8 @@ import numpy as np
 
 from tfrestore.io import write_json
 
-__all__ = ["run_comparison", "markdown_table", "METRICS"]
+__all__ = ["run_comparison", "markdown_table", "METRICS", "parse_shard", "shard_path",
+           "load_results", "missing_cells"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
 
@@ -22,8 +29,80 @@ def _cell_key(layer, method):
     return f"{layer} | {method}"
 
 
+def parse_shard(text):
+    """'I/N' -> (I, N) with 0 <= I < N (None or '' -> None); a one-line error otherwise."""
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise ValueError(f"--shard={text}: expected I/N with 0 <= I < N (e.g. --shard=0/4 "
+                         f"... --shard=3/4 on four machines).")
+    return i, n
+
+
+def shard_path(results_path, shard):
+    """The file shard (I, N) writes its cells to (`results_path` itself when unsharded)."""
+    if not shard or shard[1] == 1:
+        return results_path
+    base, ext = os.path.splitext(results_path)
+    return f"{base}.shard-{shard[0]}-of-{shard[1]}{ext}"
+
+
+def _examples_path(path):
+    return os.path.splitext(path)[0] + "_examples.npz"
+
+
+def load_results(results_path, settings, wanted=None, log=print):
+    """(results, examples, files used) merged from `results_path` and its shard files whose
+    settings equal `settings`; where files disagree on a cell, the one whose method spec
+    is in `wanted` ({cell key: spec}) wins."""
+    import glob
+    base, ext = os.path.splitext(results_path)
+    files = [results_path] + sorted(glob.glob(f"{glob.escape(base)}.shard-*-of-*{ext}"))
+    settings = json.loads(json.dumps(settings))
+    results, examples, merged = {"settings": settings, "cells": {}}, {}, []
+    wanted = wanted or {}
+    for path in files:
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            old = json.load(f)
+        if old.get("settings") != settings:
+            log(f"Settings differ from {path}: its cells are not used")
+            continue
+        taken = []
+        for key, cell in old["cells"].items():
+            have = results["cells"].get(key)
+            if have is None or (have.get("spec") != wanted.get(key)
+                                and cell.get("spec") == wanted.get(key)):
+                results["cells"][key] = cell
+                taken.append(key)
+        ex = _examples_path(path)
+        if os.path.exists(ex) and taken:
+            with np.load(ex) as z:
+                examples.update({k: z[k] for k in taken if k in z.files})
+        merged.append(path)
+    return results, examples, merged
+
+
+def missing_cells(results, layers, methods):
+    """Keys of the (layer, method) cells not yet in `results` with the method's spec."""
+    out = []
+    for layer in layers:
+        for method in methods:
+            key = _cell_key(layer, method.name)
+            spec = json.loads(json.dumps(dataclasses.asdict(method)))
+            if results["cells"].get(key, {}).get("spec") != spec:
+                out.append(key)
+    return out
+
+
 def run_comparison(classifier, layers, methods, images, paths, results_path, steps=None,
-                   seed=0, perceptual=None, settings=None, log=print, keep_examples=1):
+                   seed=0, perceptual=None, settings=None, log=print, keep_examples=1,
+                   shard=None):
     """Run every method at every layer; returns the results dict (also saved).
 
     Args:
@@ -34,27 +113,39 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
         method definition are reused.
       keep_examples: reconstructions of the first images kept for figures (in an .npz
         beside the JSON).
+      shard: (I, N): run only the cells k with k mod N == I, written to
+        `shard_path(results_path, shard)`; the results returned merge every shard's cells
+        found on disk at the end (`missing_cells` tells whether the table is complete).
     """
     from tfrestore.inversion.methods import MethodUnavailable
     from tfrestore.io import save_npz
     from tfrestore.metrics import evaluate_reconstructions
     settings = dict(settings or {}, steps=steps, seed=seed, images=list(paths))
-    results = {"settings": settings, "cells": {}}
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            old = json.load(f)
-        if old.get("settings") == json.loads(json.dumps(settings)):
-            results = old
-            log(f"Resuming: {len(results['cells'])} cell(s) already in {results_path}")
-        else:
-            log(f"Settings differ from {results_path}: starting afresh")
-    examples_path = os.path.splitext(results_path)[0] + "_examples.npz"
-    examples = dict(np.load(examples_path)) if os.path.exists(examples_path) and \
-        results["cells"] else {}
+    wanted = {_cell_key(l, m.name): json.loads(json.dumps(dataclasses.asdict(m)))
+              for l in layers for m in methods}
+    results, examples, merged = load_results(results_path, settings, wanted, log)
+    if results["cells"]:
+        log(f"Resuming: {len(results['cells'])} cell(s) already in {', '.join(merged)}")
+    own = shard_path(results_path, shard)
+    examples_path = _examples_path(own)
+    mine = [key for i, key in enumerate(wanted) if not shard or i % shard[1] == shard[0]]
+
+    def save(results, examples=None):
+        # A shard's files hold its own cells only (another shard's may change meanwhile).
+        cells = results["cells"] if own == results_path else \
+            {k: results["cells"][k] for k in mine if k in results["cells"]}
+        if examples is not None:
+            save_npz(examples_path, **{k: v for k, v in examples.items() if k in cells})
+        write_json(own, dict(results, cells=cells))
+
+    index = -1
     for layer in layers:
         for method in methods:
             key = _cell_key(layer, method.name)
-            spec = json.loads(json.dumps(dataclasses.asdict(method)))
+            spec = wanted[key]
+            index += 1
+            if shard and index % shard[1] != shard[0]:
+                continue   # another shard's cell
             if results["cells"].get(key, {}).get("spec") == spec:
                 continue
             try:
@@ -64,7 +155,7 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
                 log(f"{key}: skipped ({e})")
                 results["cells"][key] = {"layer": layer, "method": method.name,
                                          "spec": spec, "skipped": str(e)}
-                write_json(results_path, results)
+                save(results)
                 continue
             metrics = evaluate_reconstructions(classifier, images, rec, layer,
                                                perceptual=perceptual)
@@ -75,8 +166,13 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             examples[key] = np.clip(rec[:keep_examples], 0, 255).astype(np.uint8)
             summary = " ".join(f"{k}={np.mean(v):.4g}" for k, v in metrics.items())
             log(f"{key}: {summary} ({seconds:.0f}s)")
-            save_npz(examples_path, **examples)
-            write_json(results_path, results)
+            save(results, examples)
+    if own != results_path:
+        # Other shards may have finished meanwhile: the whole table so far.
+        results, examples, _ = load_results(results_path, settings, wanted, log=lambda s: None)
+        if not missing_cells(results, layers, methods):
+            write_json(results_path, results)   # complete: merged into the main file
+            save_npz(_examples_path(results_path), **examples)
     return results
 
 

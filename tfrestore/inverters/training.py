@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import distribute as D
 from tfrestore import engine as E
 from tfrestore import summaries
 from tfrestore.io import cap_steps, environment_info, write_json
@@ -187,7 +188,11 @@ def _dataset(arrays, indices):
         out = tf.numpy_function(gather, [idx], [tf.float32] * len(arrays))
         return tuple(tf.ensure_shape(o, (None,) + tuple(s)) for o, s in zip(out, shapes))
 
-    ds = tf.data.Dataset.from_tensor_slices(indices)
+    # Flat indices re-batched: a `batch` op with a static size lets tf.distribute split each
+    # global batch over replicas and workers (auto-sharding by DATA).
+    batch = indices.shape[1] if len(indices) else 1
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices).reshape(-1))
+    ds = ds.batch(batch, drop_remainder=True)
     return ds.map(load, num_parallel_calls=1, deterministic=True).prefetch(2)
 
 
@@ -221,14 +226,14 @@ class Trainer:
             self.optimizer = keras.optimizers.Adam(lr_schedule(self.cfg))
             self.optimizer.build(self.stack.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.writer = tf.summary.create_file_writer(logdir) if logdir else None
+        # Multi-worker: only the chief writes to logdir/ckpt_dir (tfrestore.distribute).
+        self.writer = D.summary_writer(logdir, self.strategy)
         self.manager = None
         if ckpt_dir:
             ckpt = tf.train.Checkpoint(model=self.stack, optimizer=self.optimizer,
                                        step=self.step)
-            self.manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
-            if self.manager.latest_checkpoint:
-                ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.manager = D.SharedCheckpoints(ckpt, ckpt_dir, self.strategy, max_to_keep=2)
+            self.manager.restore()
         self._train_step = self._make_train_step()
         self.history = []
 
@@ -281,7 +286,7 @@ class Trainer:
         stop = cfg.steps if until is None else min(int(until), cfg.steps)
         indices = batch_indices(self.data.n_train, cfg.batch_size, cfg.steps, cfg.seed)
         ds = _dataset(self.data.train, indices[start:stop])
-        batches = iter(self.strategy.experimental_distribute_dataset(ds))
+        batches = iter(D.distribute_dataset(self.strategy, ds))
         t0 = time.time()
         trainer = self
 

@@ -108,9 +108,11 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     if checkpoint_dir:
         from tfrestore.runstate import check_settings
         # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap, not a setting.
+        from tfrestore.distribute import is_chief
+        # Multi-worker: only the chief deletes (--fresh) and records; the others check.
         status = check_settings(checkpoint_dir, dict({k: settings[k] for k in RESULT_SETTINGS},
                                                      steps=settings["steps_requested"]),
-                                fresh=fresh)
+                                fresh=fresh, write=is_chief(strategy))
         if status == "fresh":
             log(f"--fresh: deleted the earlier run in {checkpoint_dir}")
     loaded = load_images(images, image_size, limit=max_images or None)
@@ -166,6 +168,11 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                       eval_every=eval_every, patience=patience, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, log_dir=log_dir)
     hist = train_prior(prior, train_z, val_z, cfg, strategy=strategy, log=log)
+    from tfrestore.distribute import barrier, is_chief
+    if not is_chief(strategy):   # multi-worker: the chief writes the results
+        barrier(strategy)        # ... and this worker stays in the job until it did
+        log("trained (non-chief worker: the chief wrote the prior)")
+        return None
     save_prior(prior, output)
     base = os.path.splitext(output)[0]
     figure = save_filter_figure(prior, figure or base + "_filters.png", log)
@@ -174,5 +181,6 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
                                            / max(np.trace(np.cov(flat, rowvar=False)), 1e-12)),
               "history": hist, "figure": figure, "environment": environment_info()}
     write_json(base + ".json", record)
+    barrier(strategy)   # multi-worker: the other workers leave the job together with the chief
     log(f"wrote {output} ({os.path.getsize(output) / 1e6:.2f} MB), {base}.json, {figure}")
     return prior, record

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrestore import distribute as D
 from tfrestore import engine as E
 from tfrestore import summaries
 from tfrestore.plotting.mosaic import filter_mosaic
@@ -105,12 +106,14 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
                                bad_evals=bad_evals, best_params=best_params)
     manager = None
     if cfg.checkpoint_dir:
-        manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=2)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+        # Multi-worker: all restore the shared latest checkpoint, only the chief writes there.
+        manager = D.SharedCheckpoints(ckpt, cfg.checkpoint_dir, strategy, max_to_keep=2)
+        restored = manager.restore()
+        if restored:
+            log(f"resumed from {restored} at step {int(step_var.numpy())}")
     start = int(step_var.numpy())
-    writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.log_dir else None
+    log_dir = D.log_dir(cfg.log_dir, strategy)
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
 
     expert = prior.expert
     replicas = strategy.num_replicas_in_sync
@@ -140,7 +143,7 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     order = _order(n, cfg.batch_size, cfg.seed, start, cfg.steps)
     ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size, drop_remainder=True)
           .map(lambda idx: tf.gather(data, idx)).prefetch(2))
-    dist_ds = strategy.experimental_distribute_dataset(ds)
+    dist_ds = D.distribute_dataset(strategy, ds)
 
     hist = {"start_step": start, "stopped_early": False, "train": [], "val": []}
     batches = iter(dist_ds)
@@ -191,7 +194,7 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
 
     callbacks = [E.NanGuard(), Validation(), Save()]
     if cfg.log_dir:
-        callbacks.append(E.TensorBoard(cfg.log_dir, cfg.log_every))
+        callbacks.append(E.TensorBoard(log_dir, cfg.log_every))
     if cfg.progress:
         callbacks.append(E.ProgressBar(cfg.log_every))
     result = E.Loop(opt).run(cfg.steps, callbacks, step_fn, start_step=start)

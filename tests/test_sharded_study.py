@@ -1,0 +1,113 @@
+"""Studies sharded by cell (`run_comparison(shard=(I, N))`, `--shard=I/N` of bin/compare.py
+and bin/search_weights.py): N shards writing their own files into one folder merge to the
+table of an unsharded run."""
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_learned_inversion import save_prior, tiny_classifier  # noqa: E402
+
+from tfrestore.inversion.comparison import (markdown_table, missing_cells, parse_shard,
+                                            run_comparison, shard_path)
+from tfrestore.inversion.methods import Method
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (2, 24, 24, 3)).astype(np.float32)
+
+
+METHODS = [Method(name="mv2016"), Method(name="tv0", overrides={"tv_weight": 0.0})]
+LAYERS = ["c1", "c2"]
+NAMES = [m.name for m in METHODS]
+
+
+def test_two_shards_merge_to_the_unsharded_table(tmp_path, images):
+    clf = tiny_classifier()
+    kw = dict(steps=4, seed=2, log=lambda s: None)
+    whole = run_comparison(clf, LAYERS, METHODS, images, ["a", "b"],
+                           str(tmp_path / "whole.json"), **kw)
+    path = str(tmp_path / "sharded.json")
+    first = run_comparison(clf, LAYERS, METHODS, images, ["a", "b"], path, shard=(0, 2), **kw)
+    # Shard 0 ran cells 0 and 2 of the layer-major order, into its own file only.
+    assert sorted(first["cells"]) == ["c1 | mv2016", "c2 | mv2016"]
+    assert not os.path.exists(path)
+    assert missing_cells(first, LAYERS, METHODS) == ["c1 | tv0", "c2 | tv0"]
+    second = run_comparison(clf, LAYERS, METHODS, images, ["a", "b"], path, shard=(1, 2), **kw)
+    # The last shard merged every shard's cells into the main file.
+    assert not missing_cells(second, LAYERS, METHODS)
+    merged = json.load(open(path))
+    assert sorted(merged["cells"]) == sorted(whole["cells"])
+    assert json.load(open(shard_path(path, (1, 2))))["cells"].keys() == {"c1 | tv0",
+                                                                        "c2 | tv0"}
+    for key, cell in whole["cells"].items():
+        np.testing.assert_allclose(merged["cells"][key]["per_image"]["ssim"],
+                                   cell["per_image"]["ssim"], rtol=1e-5, err_msg=key)
+    assert markdown_table(merged, LAYERS, NAMES) == markdown_table(whole, LAYERS, NAMES)
+    assert set(np.load(str(tmp_path / "sharded_examples.npz")).files) == set(whole["cells"])
+
+    class Exploding(Method):
+        def reconstruct(self, *a, **k):
+            raise AssertionError("a cell done by a shard was recomputed")
+    again = run_comparison(clf, LAYERS, [Exploding(**dataclasses.asdict(m)) for m in METHODS],
+                           images, ["a", "b"], path, **kw)
+    assert again["cells"] == merged["cells"]
+
+
+@pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2", "0/0"])
+def test_bad_shard_is_a_one_line_error(text):
+    with pytest.raises(ValueError, match="--shard="):
+        parse_shard(text)
+
+
+def test_shard_parsed():
+    assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
+
+
+def test_binaries_two_shards_equal_unsharded(tmp_path):
+    from binary_runner import BinaryRunner
+    clf = str(tmp_path / "tiny.keras")
+    tiny_classifier().model.save(clf)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"classifier": clf, "layers": ["c1", "c2"],
+                               "methods": {"mv2016": {}, "tv0": {"overrides":
+                                                                 {"tv_weight": 0.0}}}}))
+    base = [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
+            "--perceptual_network=none"]
+    with BinaryRunner(env={"TFRESTORE_MAX_STEPS": "3"}) as run:
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/whole"])
+        assert rc == 0, err[-2000:]
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=1/2"])
+        assert rc == 0, err[-2000:]
+        assert "Shard 1/2 done; 2 cell(s) of other shards" in out
+        assert not os.path.exists(tmp_path / "sh.md")
+        assert sorted(json.load(open(tmp_path / "sh.shard-1-of-2.json"))["cells"]) == \
+            ["c1 | tv0", "c2 | tv0"]
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=0/2"])
+        assert rc == 0, err[-2000:]
+        # A weight search: 2 cells (baseline and one weight), one per shard.
+        prior = save_prior(str(tmp_path / "img.keras"), 3)
+        search = [f"--classifier={clf}", "--layer=c2", "--images=chelsea,coffee", "--limit=2",
+                  f"--prior={prior}@image", "--grid=1e-2", "--set=tv_weight=0", "--steps=3",
+                  "--metric=psnr"]
+        rc, out, err = run("bin/search_weights.py", search + [f"--output={tmp_path}/s1"])
+        assert rc == 0, err[-2000:]
+        for i in (0, 1):
+            rc, out, err = run("bin/search_weights.py",
+                               search + [f"--output={tmp_path}/s2", f"--shard={i}/2"])
+            assert rc == 0, err[-2000:]
+            assert os.path.exists(tmp_path / "s2_ranking.json") == (i == 1)
+    one = json.load(open(tmp_path / "s1_ranking.json"))
+    two = json.load(open(tmp_path / "s2_ranking.json"))
+    assert [r["weights"] for r in one["ranking"]] == [r["weights"] for r in two["ranking"]]
+    np.testing.assert_allclose([r["psnr"] for r in two["ranking"]],
+                               [r["psnr"] for r in one["ranking"]], rtol=1e-5)
+    whole = open(tmp_path / "whole.md").read().replace(f"{tmp_path}/whole", "OUT")
+    sharded = open(tmp_path / "sh.md").read().replace(f"{tmp_path}/sh", "OUT")
+    assert "| tv0 |" in whole and sharded == whole
+    assert os.path.getsize(tmp_path / "sh.png") > 1000
