@@ -36,7 +36,13 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
     settings = {k: v for k, v in locals().items() if k not in ("log",) and not callable(v)
                 and not k[0].isupper() and k != "np"}
     settings["steps"] = cap_steps(steps)
-    metadata = {"source": ",".join(images) if isinstance(images, (list, tuple)) else images,
+    from tfrestore.io import portable_path
+    # Records carry no machine's absolute paths (the same rule as every recorder).
+    for key in ("images", "output", "classifier", "checkpoint_dir", "tensorboard_dir"):
+        if isinstance(settings.get(key), str):
+            settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
+    metadata = {"source": settings["images"] if isinstance(settings["images"], str) else
+                ",".join(portable_path(p) for p in images),
                 "kind": "dae", "sigma_natural": f"{sigma:g}" if not layer else "",
                 "space": "grey_0_255" if grey else "rgb_0_255"}
     if classifier or layer:
