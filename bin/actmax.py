@@ -1,7 +1,7 @@
 """Activation maximisation: images that drive a class, channel or unit of a classifier up,
 under M&V 2016's handcrafted regularisers and/or learned priors (on the one engine).
 
-  python bin/actmax.py --target=class:flamingo,class:goldfish --preset=fast \
+  python bin/actmax.py --target=class:flamingo,class:goldfish --preset=mv2016 \
       --output_dir=/tmp/actmax
   python bin/actmax.py --target=channel:expanded_conv_6_add:3 --target=unit:Conv1:5 \
       --prior=checkpoints/foe_8x8x3_512.keras@image:1e-4 --output_dir=/tmp/actmax_foe
@@ -26,9 +26,10 @@ from tfrestore.inversion.presets import PRESETS, InversionSettings
 cli.define_classifier_flags()
 flags.DEFINE_multi_string("target", None, "logit:INDEX | class:LABEL | channel:LAYER:INDEX | "
                           "unit:LAYER:INDEX[:Y:X]; repeatable or comma-separated.")
-flags.DEFINE_enum("preset", "fast", list(PRESETS), "Regularisers and schedule (mv2016: the "
-                  "paper's 3500 steps; fast: the same objective in 350).")
-flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).")
+flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "Regularisers and schedule (mv2016: M&V "
+                  "2016's, scaled to --steps; fast: its objective over a Fourier "
+                  "parameterization with a cosine schedule).")
+flags.DEFINE_integer("steps", 350, "Optimisation steps (schedules scale with the run length).")
 flags.DEFINE_integer("seed", 0, "Seed of the noise start and the jitter.")
 flags.DEFINE_enum("init", "noise", ["noise", "grey"], "Start from seeded noise or the "
                   "dataset-mean grey image.")

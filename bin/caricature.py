@@ -2,7 +2,7 @@
 regularisers and any learned priors (on the one engine).
 
   python bin/caricature.py --images=../shared/data/imagenet_samples/n01531178_goldfinch.JPEG \
-      --layer=expanded_conv_6_add --preset=fast --output_dir=/tmp/caricature
+      --layer=expanded_conv_6_add --preset=mv2016 --output_dir=/tmp/caricature
 
 --feature_weight is the weight C of the projection term -<phi(x), phi(x0)>/||phi(x0)||^2;
 every other setting has its flag. Outputs: images/<image>.png (8-bit), figure.png
@@ -20,8 +20,8 @@ cli.define_classifier_flags()
 flags.DEFINE_string("images", "astronaut", "Image file, folder, list .txt or photo name.")
 flags.DEFINE_integer("limit", None, "At most this many images.")
 flags.DEFINE_string("layer", None, "Layer whose code is amplified.")
-flags.DEFINE_enum("preset", "fast", list(PRESETS), "Regularisers and schedule.")
-flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).")
+flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "Regularisers and schedule.")
+flags.DEFINE_integer("steps", 350, "Optimisation steps (schedules scale with the run length).")
 flags.DEFINE_integer("seed", 0, "Seed of the jitter (and of the noise start).")
 flags.DEFINE_enum("init", "image", ["image", "noise"], "Start from the image or from noise.")
 flags.DEFINE_multi_string("prior", [], "Learned prior PATH[@LAYER][:WEIGHT], repeatable.")

@@ -28,7 +28,7 @@ flags.DEFINE_enum("mode", "prior", ["prior", "preimage"], "Energy: a prior alone
 flags.DEFINE_string("images", "astronaut", "preimage: the image(s) whose code is matched "
                     "(one chain per --n_samples each).")
 flags.DEFINE_string("layer", None, "preimage: the layer of the feature loss.")
-flags.DEFINE_enum("preset", "fast", list(PRESETS), "preimage: C and handcrafted priors.")
+flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "preimage: C and handcrafted priors.")
 flags.DEFINE_float("feature_weight", None, "preimage: C (default the preset's).")
 flags.DEFINE_float("tv_weight", None, "Weight of M&V's TV (preimage default: the "
                    "preset's; prior mode default 0).")
