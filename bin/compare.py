@@ -31,6 +31,9 @@ flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual sco
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
 flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
                   "OUTPUT.json (missing cells show as -).")
+flags.DEFINE_string("baseline", None, "Method the others are compared with, paired per image "
+                    "(mean difference, 95% bootstrap interval, wins, Wilcoxon p); default: "
+                    "the config's first method.")
 flags.DEFINE_string("shard", None, "I/N: run only every N-th cell (layer, method), from "
                     "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
                     "folder run I = 0..N-1. The last shard to finish (or a rerun without "
@@ -105,7 +108,8 @@ def main(argv):
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
           f"{FLAGS.seed}; mean ± std over images. Perceptual: {perceptual_name}"
           f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "
-          f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names))
+          f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names,
+                                                             baseline=FLAGS.baseline or names[0]))
     atomic_write(FLAGS.output + ".md", md)
     _figure(FLAGS.output, loaded.images[0], layers, names, clf.name)
     print(md)
