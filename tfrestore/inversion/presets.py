@@ -282,8 +282,8 @@ def _mv2015_tv(family, pos):
 # in a tenth of the steps. Chosen by measurement (bench/convergence.py,
 # results/convergence/): of the parameterizations x schedules tried it came closest to the
 # 3500-step mv2016 run at expanded_conv_5_add and _12_add of MobileNetV2 (mv2016's own
-# schedule compressed to 350 steps was better at expanded_conv_3_add); it does NOT reach the
-# 3500-step quality (see the README: Convergence and the fast preset).
+# schedule compressed to 350 steps was better at expanded_conv_3_add and at random AlexNet
+# conv3); it does NOT reach the 3500-step quality (README: Convergence and the fast preset).
 FAST = dict(steps=350, parameterization="fourier", lr_schedule="cosine", lr_values=[4.0],
             lr_boundaries=[])
 
