@@ -161,7 +161,10 @@ def main(argv):
     del argv
     ref_name, _ = parse_candidate(FLAGS.reference)
     header = (f"Convergence of pre-image optimisation (bench/convergence.py).\n\n"
-              f"Command: `{cli.command_line()}`\n\nReference: `{FLAGS.reference}`. "
+              + (f"Command: `{cli.command_line()}`" if not FLAGS.render_only else
+                 "Commands: the runs that wrote `cells/` (results/convergence/COMMANDS.md); "
+                 "this table was rebuilt from them with --render_only")
+              + f"\n\nReference: `{FLAGS.reference}`. "
               f"Feature error and SSIM are means over the images at the last step; "
               f"seconds exclude the curve evaluations.")
     if not FLAGS.render_only:
