@@ -160,7 +160,7 @@ def _figure(folder, cells, layers, names):
 def main(argv):
     del argv
     ref_name, _ = parse_candidate(FLAGS.reference)
-    header = (f"Convergence of pre-image optimisation (bench/convergence.py).\n\n"
+    header = ("Convergence of pre-image optimisation (bench/convergence.py).\n\n"
               + (f"Command: `{cli.command_line()}`" if not FLAGS.render_only else
                  "Commands: the runs that wrote `cells/` (results/convergence/COMMANDS.md); "
                  "this table was rebuilt from them with --render_only")
