@@ -33,11 +33,7 @@ flags.DEFINE_integer("steps", 350, "Optimisation steps (schedules scale with the
 flags.DEFINE_integer("seed", 0, "Seed of the noise start and the jitter.")
 flags.DEFINE_enum("init", "noise", ["noise", "grey"], "Start from seeded noise or the "
                   "dataset-mean grey image.")
-flags.DEFINE_multi_string("prior", [], "Learned prior PATH[@LAYER][:WEIGHT], repeatable.")
-flags.DEFINE_string("output_dir", None, "Output folder.")
-flags.DEFINE_integer("log_every", None, "Progress/TensorBoard logging interval (steps).")
-SETTINGS_SKIP = ("preset", "layer", "steps", "seed")
-cli.define_settings_flags(InversionSettings, skip=SETTINGS_SKIP)
+cli.define_optimisation_flags()   # --output_dir, --log_every, --prior, every setting
 flags.mark_flags_as_required(["target", "output_dir"])
 FLAGS = flags.FLAGS
 RUN_OUTPUTS = ("images", "grid.png", "tensorboard", "arrays.npz", "metrics.json")
@@ -57,7 +53,7 @@ def main(argv):
     clf = cli.classifier_from_flags()
     targets = parse_targets(clf, FLAGS.target)
     settings = actmax_settings(FLAGS.preset, clf, targets, steps=FLAGS.steps, seed=FLAGS.seed,
-                               **cli.settings_overrides(InversionSettings, skip=SETTINGS_SKIP))
+                               **cli.settings_overrides(InversionSettings, skip=cli.OWN_SETTINGS))
     terms = prior_terms(clf, FLAGS.prior)
     out = cli.prepare_output_dir(FLAGS.output_dir, RUN_OUTPUTS)
     print(f"Maximising {len(targets)} target(s) of {clf.name} ({settings.preset}, "

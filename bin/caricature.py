@@ -14,7 +14,7 @@ import os
 from absl import flags
 
 from tfrestore import cli
-from tfrestore.inversion.presets import PRESETS, InversionSettings
+from tfrestore.inversion.presets import PRESETS
 
 cli.define_classifier_flags()
 flags.DEFINE_string("images", "astronaut", "Image file, folder, list .txt or photo name.")
@@ -24,11 +24,7 @@ flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "Regularisers and schedule.
 flags.DEFINE_integer("steps", 350, "Optimisation steps (schedules scale with the run length).")
 flags.DEFINE_integer("seed", 0, "Seed of the jitter (and of the noise start).")
 flags.DEFINE_enum("init", "image", ["image", "noise"], "Start from the image or from noise.")
-flags.DEFINE_multi_string("prior", [], "Learned prior PATH[@LAYER][:WEIGHT], repeatable.")
-flags.DEFINE_string("output_dir", None, "Output folder.")
-flags.DEFINE_integer("log_every", None, "Progress/TensorBoard logging interval (steps).")
-SETTINGS_SKIP = ("preset", "layer", "steps", "seed")
-cli.define_settings_flags(InversionSettings, skip=SETTINGS_SKIP)
+cli.define_optimisation_flags()   # --output_dir, --log_every, --prior, every setting
 flags.mark_flags_as_required(["layer", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -39,15 +35,13 @@ def main(argv):
     import numpy as np
 
     from tfrestore.data import load_images
-    from tfrestore.inversion import get_settings
     from tfrestore.inversion.learned import describe_specs, prior_terms
     from tfrestore.inversion.outputs import image_stem
     from tfrestore.io import environment_info, save_png, write_json
     from tfrestore.uses.caricature import caricature, projection
     from tfrestore.uses.grid import save_image_grid
     clf = cli.classifier_from_flags()
-    settings = get_settings(FLAGS.preset, clf, FLAGS.layer, steps=FLAGS.steps, seed=FLAGS.seed,
-                            **cli.settings_overrides(InversionSettings, skip=SETTINGS_SKIP))
+    settings = cli.optimisation_settings(clf, FLAGS.layer)
     terms = prior_terms(clf, FLAGS.prior)
     out = cli.prepare_output_dir(FLAGS.output_dir, ("images", "figure.png", "tensorboard",
                                                     "metrics.json"))

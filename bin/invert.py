@@ -16,7 +16,7 @@ import sys
 from absl import flags
 
 from tfrestore import cli
-from tfrestore.inversion.presets import PRESETS, InversionSettings
+from tfrestore.inversion.presets import PRESETS
 
 cli.define_classifier_flags()
 flags.DEFINE_integer("input_size", None, "Square input size (drops the head of "
@@ -38,34 +38,24 @@ flags.DEFINE_enum("preset", "mv2016", list(PRESETS), "mv2016 / mv2015: the paper
 flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's; "
                      "$TFRESTORE_MAX_STEPS caps it). Schedules scale with the run length.")
 flags.DEFINE_integer("seed", 0, "Seed of the noise start and of the jitter.")
-flags.DEFINE_string("output_dir", None, "Folder for PNGs, figures, arrays.npz, "
-                    "metrics.json and TensorBoard summaries.")
 flags.DEFINE_string("perceptual_network", "auto",
                     "Network of the perceptual Gram score: auto (VGG16 when its ImageNet "
                     "weights are cached, else the bundled MobileNetV2), vgg16, a "
                     ".tflite/.keras path, or none.")
-flags.DEFINE_integer("log_every", None, "Progress/TensorBoard logging interval (steps).")
 flags.DEFINE_bool("figures", True, "Write the 4-panel figure per image.")
 flags.DEFINE_string("checkpoint_dir", None, "Checkpoint the run here every 250 steps; a "
                     "rerun with the same settings resumes.")
 flags.DEFINE_bool("fresh", False, "Start afresh in --checkpoint_dir (deletes its checkpoints).")
-flags.DEFINE_multi_string("prior", [], "A learned prior as PATH[@LAYER][:WEIGHT] (LAYER "
-                          "'image' by default), repeatable, e.g. "
-                          "--prior=checkpoints/foe_8x8x3_512.keras@image:1e-5 "
-                          "--prior=fmap.keras@expanded_conv_3_add:1e-4.")
-# Every other inversion setting, generated from its one definition (InversionSettings);
-# None = the preset's value.
-SETTINGS_SKIP = ("preset", "layer", "steps", "seed")
-cli.define_settings_flags(InversionSettings, skip=SETTINGS_SKIP)
+# --output_dir, --log_every, --prior and every other inversion setting, generated from its
+# one definition (InversionSettings); None = the preset's value.
+cli.define_optimisation_flags()
 flags.mark_flags_as_required(["layer", "output_dir"])
 FLAGS = flags.FLAGS
 RUN_OUTPUTS = ("reconstructions", "figures", "tensorboard", "arrays.npz", "metrics.json")
 
 
 def _settings(clf):
-    from tfrestore.inversion import get_settings
-    return get_settings(FLAGS.preset, clf, FLAGS.layer, steps=FLAGS.steps, seed=FLAGS.seed,
-                        **cli.settings_overrides(InversionSettings, skip=SETTINGS_SKIP))
+    return cli.optimisation_settings(clf, FLAGS.layer)
 
 
 def _perceptual():

@@ -214,3 +214,32 @@ def strategy_from_flags():
     f = flags.FLAGS
     return make_strategy(f.strategy, cpu_replicas=f.cpu_replicas,
                          tpu=f.tpu or os.environ.get("TPU_NAME"))
+
+
+# --- The flag group of every image optimisation binary (invert, actmax, caricature) -------
+
+# Fields of InversionSettings each binary defines itself (its own defaults and help).
+OWN_SETTINGS = ("preset", "layer", "steps", "seed")
+
+
+def define_optimisation_flags():
+    """--output_dir, --log_every, --prior (repeatable) and one flag per other
+    InversionSettings field (default None = the preset's value)."""
+    from tfrestore.inversion.presets import InversionSettings
+    flags.DEFINE_string("output_dir", None, "Folder for the run's PNGs, figures, arrays.npz, "
+                        "metrics.json and TensorBoard summaries.")
+    flags.DEFINE_integer("log_every", None, "Progress/TensorBoard logging interval (steps).")
+    flags.DEFINE_multi_string("prior", [], "A learned prior as PATH[@LAYER][:WEIGHT] (LAYER "
+                              "'image' by default), repeatable, e.g. "
+                              "--prior=checkpoints/foe_8x8x3_512.keras@image:1e-5 "
+                              "--prior=fmap.keras@expanded_conv_3_add:1e-4.")
+    define_settings_flags(InversionSettings, skip=OWN_SETTINGS)
+
+
+def optimisation_settings(classifier, layer):
+    """`get_settings` of --preset for `layer`, with --steps, --seed and every given
+    settings flag."""
+    from tfrestore.inversion.presets import InversionSettings, get_settings
+    f = flags.FLAGS
+    return get_settings(f.preset, classifier, layer, steps=f.steps, seed=f.seed,
+                        **settings_overrides(InversionSettings, skip=OWN_SETTINGS))
