@@ -46,17 +46,8 @@ def parse_candidate(text):
         if "|" in value or key in ("lr_values", "lr_boundaries"):
             over[key] = [float(v) for v in value.split("|") if v]
         else:
-            over[key] = _scalar(value)
+            over[key] = cli.parse_scalar(value)
     return name, over
-
-
-def _scalar(v):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
 
 
 def run_cell(clf, loaded, layer, name, over, path):

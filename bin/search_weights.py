@@ -47,15 +47,6 @@ flags.mark_flags_as_required(["layer", "images", "prior", "output"])
 FLAGS = flags.FLAGS
 
 
-def _value(text):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
 def _weights(flag, values):
     """The positive finite numbers of a list flag, or an error naming the flag."""
     import math
@@ -113,7 +104,7 @@ def main(argv):
         if "=" not in item:
             raise ValueError(f"--set '{item}': expected KEY=VALUE.")
         k, v = item.split("=", 1)
-        overrides[k] = _value(v)
+        overrides[k] = cli.parse_scalar(v)
     specs = [parse_prior_spec(p) for p in FLAGS.prior]
     for spec in specs:
         load_prior(spec.path)  # a missing or unreadable prior fails before any work

@@ -39,6 +39,16 @@ def classifier_from_flags(input_size=None):
                            labels=f.labels)
 
 
+def parse_scalar(text):
+    """A flag's VALUE in KEY=VALUE overrides: int, float, true/false, else the string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def command_line():
     """The command as run, for the header of a results file."""
     return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])

@@ -172,27 +172,30 @@ class ConvergenceStop(Callback):
     consecutive windows of `window` steps is below `rtol`, checked only after `min_step`
     (e.g. the last learning-rate drop: a plateau at a high rate is not convergence).
 
-    Records the step it stopped at in `self.converged_at` (None if it never did)."""
+    Records the latest relative change in `self.change` (also at the last step) and the
+    step it stopped at in `self.converged_at` (None if it never did). With `stop=False` it
+    only measures: a run of fixed length still reports whether it had converged."""
 
-    def __init__(self, rtol=1e-3, window=50, min_step=0):
+    def __init__(self, rtol=1e-3, window=50, min_step=0, stop=True):
         if not rtol > 0 or window < 1:
             raise ValueError(f"ConvergenceStop needs rtol > 0 and window >= 1, got "
                              f"rtol={rtol}, window={window}.")
         self.rtol, self.window, self.min_step = float(rtol), int(window), int(min_step)
-        self.converged_at = None
+        self.stop_run = bool(stop)
+        self.converged_at = self.change = None
 
     def on_run_begin(self, engine):
         self.losses = []
-        self.converged_at = None
+        self.converged_at = self.change = None
 
     def on_step_end(self, engine, logs):
         self.losses.append(logs.loss)
         w = self.window
-        if logs.step < max(self.min_step, 2 * w) or logs.step % w:
+        if len(self.losses) < 2 * w or (logs.step % w and logs.step != engine.steps):
             return
         recent, before = np.mean(self.losses[-w:]), np.mean(self.losses[-2 * w:-w])
-        change = abs(before - recent) / max(abs(before), 1e-12)
-        if change < self.rtol:
+        self.change = float(abs(before - recent) / max(abs(before), 1e-12))
+        if self.stop_run and logs.step >= self.min_step and self.change < self.rtol:
             self.converged_at = logs.step
             engine.stop("converged")
 

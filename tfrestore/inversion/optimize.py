@@ -78,24 +78,6 @@ class _PriorGate(E.Callback):
                 g.assign(1.0 if step >= self.on_step else 0.0)
 
 
-class _ConvergenceMeter(E.ConvergenceStop):
-    """ConvergenceStop that can also only measure (stop=False)."""
-
-    def __init__(self, rtol, window, min_step, stop):
-        super().__init__(rtol or 1e-3, window, min_step)
-        self.stop_run, self.change = stop, None
-
-    def on_step_end(self, engine, logs):
-        self.losses.append(logs.loss)
-        w = self.window
-        if len(self.losses) >= 2 * w and (logs.step % w == 0 or logs.step == engine.steps):
-            recent, before = np.mean(self.losses[-w:]), np.mean(self.losses[-2 * w:-w])
-            self.change = float(abs(before - recent) / max(abs(before), 1e-12))
-            if self.stop_run and logs.step >= self.min_step and self.change < self.rtol:
-                self.converged_at = logs.step
-                engine.stop("converged")
-
-
 class ImageOptimizer:
     """The engine set up for an image batch, an `Objective` and `InversionSettings`.
 
@@ -181,7 +163,7 @@ class ImageOptimizer:
         cbs.append(E.NanGuard())
         last_drop = max(getattr(self.schedule, "step_boundaries", [0]) or [0])
         jitter_off = E.step_boundaries([s.jitter_off], self.steps)[0] if s.jitter else 0
-        self.meter = _ConvergenceMeter(s.converge_rtol, s.converge_window,
+        self.meter = E.ConvergenceStop(s.converge_rtol or 1e-3, s.converge_window,
                                        max(last_drop, jitter_off), stop=s.converge_rtol > 0)
         cbs.append(self.meter)
         if checkpoint_dir:
