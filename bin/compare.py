@@ -3,10 +3,13 @@
   python bin/compare.py --config=results/compare/mobilenet_v2.json \
       --images=results/splits/test.txt --limit=20 --steps=200 --output=results/compare/mobilenet_v2
 
-The config (JSON) names the classifier, the layers and the methods (see
-`tfrestore/inversion/methods.py`). Writes OUTPUT.json (every per-image number, resumable:
-a rerun continues where an interrupted one stopped), OUTPUT.md (mean ± std per metric,
-rows methods, columns layers) and OUTPUT.png (rows methods, columns layers).
+The config (JSON) names the classifier, the layers, the methods (see
+`tfrestore/inversion/methods.py`) and optional "overrides" every method starts from (e.g.
+the convergence criterion of a study). Writes OUTPUT.json (every per-image number and each
+optimisation cell's curve; resumable: a rerun continues where an interrupted one stopped,
+inside a cell from its last checkpoint), OUTPUT.md (mean ± std per metric, rows methods,
+columns layers, paired statistics against the baseline, steps/convergence/seconds per cell),
+OUTPUT.png (rows methods, columns layers) and OUTPUT_curves.png.
 """
 import json
 import os
@@ -38,6 +41,12 @@ flags.DEFINE_string("shard", None, "I/N: run only every N-th cell (layer, method
                     "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
                     "folder run I = 0..N-1. The last shard to finish (or a rerun without "
                     "--shard, which computes nothing new) writes the merged .json/.md/.png.")
+flags.DEFINE_string("work_dir", None, "Per-cell checkpoints and curves of the cells being "
+                    "run (default: OUTPUT_cells/): an interrupted cell resumes from its last "
+                    "checkpoint (same settings only); a finished cell's folder is removed.")
+flags.DEFINE_integer("curve_every", 50, "Record each cell's curve (feature error, SSIM "
+                     "per image against step and seconds) every this many steps.")
+flags.DEFINE_bool("verbose", False, "Print each cell's progress (loss terms, time left).")
 flags.mark_flags_as_required(["config", "images", "output"])
 FLAGS = flags.FLAGS
 
@@ -54,7 +63,7 @@ def main(argv):
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
     shard = parse_shard(FLAGS.shard)
     config = _read_config(FLAGS.config)
-    methods = methods_from_config(config["methods"])
+    methods = methods_from_config(config["methods"], config.get("overrides"))
     if FLAGS.methods:
         unknown = set(FLAGS.methods) - {m.name for m in methods}
         if unknown:
@@ -92,7 +101,9 @@ def main(argv):
         results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
                                  FLAGS.output + ".json", steps=FLAGS.steps,
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,
-                                 log=lambda s: print(s, flush=True), shard=shard)
+                                 log=lambda s: print(s, flush=True), shard=shard,
+                                 work_dir=FLAGS.work_dir or FLAGS.output + "_cells",
+                                 curve_every=FLAGS.curve_every, verbose=FLAGS.verbose)
         missing = missing_cells(results, layers, methods)
         if shard and missing:
             print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not "
@@ -112,6 +123,8 @@ def main(argv):
                                                              baseline=FLAGS.baseline or names[0]))
     atomic_write(FLAGS.output + ".md", md)
     _figure(FLAGS.output, loaded.images[0], layers, names, clf.name)
+    from tfrestore.plotting.curves import save_comparison_curves
+    save_comparison_curves(FLAGS.output + "_curves.png", results, layers, names)
     print(md)
 
 
@@ -132,6 +145,9 @@ def _read_config(path):
     if missing:
         raise ValueError(f"--config '{path}' lacks {', '.join(missing)} (a comparison config "
                          f"names the classifier, its layers and the methods).")
+    if not isinstance(config.get("overrides", {}), dict):
+        raise ValueError(f"--config '{path}': \"overrides\" must be an object of settings "
+                         f"(e.g. {{\"converge_rtol\": 1e-3}}).")
     return config
 
 

@@ -126,6 +126,10 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
                          log=lambda s: None)
     cells = res["cells"]
     assert len(cells) == 6 and "skipped" in cells["c1 | network"]
+    only_c2 = Method(name="fmap", priors={"c2": [f"{priors[1]}@c1:1e-3"]})
+    other = run_comparison(clf, ["c1"], [only_c2], images, ["a", "b"],
+                           str(tmp_path / "other.json"), steps=2, log=lambda s: None)
+    assert "no prior for 'c1'" in other["cells"]["c1 | fmap"]["skipped"]
     assert cells["c2 | learned"]["record"]["priors"][1].endswith("@c1:1e-3")
     assert len(cells["c1 | mv2016"]["per_image"]["ssim"]) == 2
     table = markdown_table(res, ["c1", "c2"], ["mv2016", "learned", "network"])
@@ -145,6 +149,60 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
     assert third["cells"]["c1 | learned"] == cells["c1 | learned"]
     with pytest.raises(ValueError, match="unknown key"):
         methods_from_config({"x": {"prior": []}})
+
+
+def test_comparison_cells_record_curves_and_resume_inside_a_cell(tmp_path, images):
+    """A cell interrupted mid-run resumes from its checkpoint to the uninterrupted result,
+    and its curve spans both sittings (steps in order, seconds not restarting)."""
+    from tfrestore.engine import callbacks as E
+    clf = tiny_classifier()
+    methods = methods_from_config({"mv2016": {}}, overrides={"converge_window": 2})
+    assert methods[0].overrides == {"converge_window": 2}
+    kw = dict(steps=12, log=lambda s: None, curve_every=3)
+    whole = run_comparison(clf, ["c2"], methods, images, ["a", "b"],
+                           str(tmp_path / "whole.json"), work_dir=str(tmp_path / "w1"), **kw)
+    cell = whole["cells"]["c2 | mv2016"]
+    steps = [r["step"] for r in cell["curve"]]
+    assert steps == [1, 3, 6, 9, 12]
+    assert all(len(r["ssim"]) == 2 and len(r["feature_error"]) == 2 for r in cell["curve"])
+    # the curve's last point is the cell's final reconstruction, scored the same way
+    np.testing.assert_allclose(cell["curve"][-1]["feature_error"],
+                               cell["per_image"]["feature_error"], rtol=1e-4)
+    assert not os.listdir(str(tmp_path / "w1"))   # finished cells leave no checkpoint
+
+    original = E.CurveRecorder.on_step_end
+
+    def interrupting(self, engine, logs):   # raise once the step-8 state is checkpointed
+        original(self, engine, logs)
+        if logs.step == 8 and not getattr(interrupting, "done", False):
+            interrupting.done = True
+            raise KeyboardInterrupt
+    path, work = str(tmp_path / "cut.json"), str(tmp_path / "w2")
+    import unittest.mock as mock
+    with mock.patch.object(E.CurveRecorder, "on_step_end", interrupting), \
+            mock.patch("tfrestore.inversion.optimize.ImageOptimizer.callbacks",
+                       _checkpoint_every(4)):
+        with pytest.raises(KeyboardInterrupt):
+            run_comparison(clf, ["c2"], methods, images, ["a", "b"], path, work_dir=work,
+                           **kw)
+        assert os.path.exists(os.path.join(work, "c2___mv2016", "curve.json"))
+        resumed = run_comparison(clf, ["c2"], methods, images, ["a", "b"], path,
+                                 work_dir=work, **kw)["cells"]["c2 | mv2016"]
+    assert [r["step"] for r in resumed["curve"]] == steps
+    seconds = [r["seconds"] for r in resumed["curve"]]
+    assert seconds == sorted(seconds) and resumed["seconds"] == seconds[-1]
+    np.testing.assert_allclose(resumed["per_image"]["ssim"], cell["per_image"]["ssim"],
+                               rtol=1e-5)
+
+
+def _checkpoint_every(n):
+    """ImageOptimizer.callbacks with checkpoints every `n` steps (the default is 250)."""
+    from tfrestore.inversion.optimize import ImageOptimizer
+    original = ImageOptimizer.callbacks
+
+    def callbacks(self, **kw):
+        return original(self, **dict(kw, checkpoint_every=n))
+    return callbacks
 
 
 def test_search_and_compare_binaries(tmp_path, priors):

@@ -48,7 +48,8 @@ def test_two_shards_merge_to_the_unsharded_table(tmp_path, images):
     for key, cell in whole["cells"].items():
         np.testing.assert_allclose(merged["cells"][key]["per_image"]["ssim"],
                                    cell["per_image"]["ssim"], rtol=1e-5, err_msg=key)
-    assert markdown_table(merged, LAYERS, NAMES) == markdown_table(whole, LAYERS, NAMES)
+    assert _untimed(markdown_table(merged, LAYERS, NAMES)) == \
+        _untimed(markdown_table(whole, LAYERS, NAMES))
     assert set(np.load(str(tmp_path / "sharded_examples.npz")).files) == set(whole["cells"])
 
     class Exploding(Method):
@@ -107,7 +108,13 @@ def test_binaries_two_shards_equal_unsharded(tmp_path):
     assert [r["weights"] for r in one["ranking"]] == [r["weights"] for r in two["ranking"]]
     np.testing.assert_allclose([r["psnr"] for r in two["ranking"]],
                                [r["psnr"] for r in one["ranking"]], rtol=1e-5)
-    whole = open(tmp_path / "whole.md").read().replace(f"{tmp_path}/whole", "OUT")
-    sharded = open(tmp_path / "sh.md").read().replace(f"{tmp_path}/sh", "OUT")
+    whole = _untimed(open(tmp_path / "whole.md").read().replace(f"{tmp_path}/whole", "OUT"))
+    sharded = _untimed(open(tmp_path / "sh.md").read().replace(f"{tmp_path}/sh", "OUT"))
     assert "| tv0 |" in whole and sharded == whole
     assert os.path.getsize(tmp_path / "sh.png") > 1000
+
+
+def _untimed(table):
+    """A comparison table without its seconds (the budget table's times differ by run)."""
+    import re
+    return re.sub(r"\d+ s \|", "S |", table)

@@ -130,13 +130,24 @@ class History(Callback):
 class CurveRecorder(Callback):
     """Calls `evaluate()` -> {name: [B] or float} at `steps` (and the first and last step),
     recording {step, seconds (optimisation time only), **values} — e.g. feature error and
-    SSIM against step and seconds. Evaluation time is excluded from `seconds`."""
+    SSIM against step and seconds. Evaluation time is excluded from `seconds`.
 
-    def __init__(self, evaluate, every=25):
-        self.evaluate, self.every, self.records = evaluate, every, []
+    With `path` (JSON), the records are written there after each evaluation; a run resumed
+    from a checkpoint (engine.start_step > 0; put this callback after `Checkpoint`) keeps the
+    records up to its start step, and its seconds continue from theirs, so a curve spans
+    every sitting of an interrupted run."""
+
+    def __init__(self, evaluate, every=25, path=None):
+        self.evaluate, self.every, self.path, self.records = evaluate, every, path, []
 
     def on_run_begin(self, engine):
-        self.t0, self.excluded = time.time(), 0.0
+        self.t0, self.excluded, self.records, offset = time.time(), 0.0, [], 0.0
+        if self.path and engine.start_step > 0 and tf.io.gfile.exists(self.path):
+            import json
+            with tf.io.gfile.GFile(self.path) as f:
+                self.records = [r for r in json.load(f) if r["step"] <= engine.start_step]
+            offset = self.records[-1]["seconds"] if self.records else 0.0
+        self.t0 -= offset
 
     def on_step_end(self, engine, logs):
         if logs.step == 1 or logs.step % self.every == 0 or logs.step == engine.steps or \
@@ -145,6 +156,9 @@ class CurveRecorder(Callback):
             vals = {k: np.asarray(v).tolist() for k, v in self.evaluate().items()}
             self.records.append(dict(step=logs.step, seconds=t - self.t0 - self.excluded,
                                      loss=logs.total.tolist(), **vals))
+            if self.path:
+                from tfrestore.io import write_json
+                write_json(self.path, self.records)
             self.excluded += time.time() - t
 
 

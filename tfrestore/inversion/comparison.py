@@ -19,8 +19,8 @@ import numpy as np
 
 from tfrestore.io import write_json
 
-__all__ = ["run_comparison", "markdown_table", "METRICS", "parse_shard", "shard_path",
-           "load_results", "missing_cells"]
+__all__ = ["run_comparison", "markdown_table", "budget_table", "METRICS", "parse_shard",
+           "shard_path", "load_results", "missing_cells", "curve_evaluator"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
 
@@ -100,9 +100,27 @@ def missing_cells(results, layers, methods):
     return out
 
 
+def _slug(key):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+
+
+def curve_evaluator(classifier, images, layer):
+    """rec [N, H, W, 3] -> {"feature_error", "ssim"} per image, for a cell's curve (the
+    target features are computed once)."""
+    from tfrestore.metrics import normalised_feature_error, ssim
+    target = classifier.features(images, [layer])[layer]
+
+    def evaluate(rec):
+        rec = np.clip(rec, 0, 255)
+        got = classifier.features(rec, [layer])[layer]
+        return {"feature_error": normalised_feature_error(got, target).numpy(),
+                "ssim": ssim(images, rec).numpy()}
+    return evaluate
+
+
 def run_comparison(classifier, layers, methods, images, paths, results_path, steps=None,
                    seed=0, perceptual=None, settings=None, log=print, keep_examples=1,
-                   shard=None):
+                   shard=None, work_dir=None, curve_every=50, verbose=False):
     """Run every method at every layer; returns the results dict (also saved).
 
     Args:
@@ -116,7 +134,13 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
       shard: (I, N): run only the cells k with k mod N == I, written to
         `shard_path(results_path, shard)`; the results returned merge every shard's cells
         found on disk at the end (`missing_cells` tells whether the table is complete).
+      work_dir: with it, each optimisation cell checkpoints in work_dir/CELL/ (resumed
+        after an interruption, under the same settings only) and records its curve —
+        feature error and SSIM per image against step and optimisation seconds, every
+        `curve_every` steps, kept across sittings — into the cell ("curve"); the folder is
+        removed once the cell is stored.
     """
+    import shutil
     from tfrestore.inversion.methods import MethodUnavailable
     from tfrestore.io import save_npz
     from tfrestore.metrics import evaluate_reconstructions
@@ -148,9 +172,17 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
                 continue   # another shard's cell
             if results["cells"].get(key, {}).get("spec") == spec:
                 continue
+            run_options, cell_dir = {}, None
+            if work_dir and not method.uses_network:
+                cell_dir = os.path.join(work_dir, _slug(key))
+                run_options = dict(checkpoint_dir=os.path.join(cell_dir, "checkpoint"),
+                                   curve=curve_evaluator(classifier, images, layer),
+                                   curve_every=curve_every,
+                                   curve_path=os.path.join(cell_dir, "curve.json"))
             try:
                 rec, seconds, record = method.reconstruct(classifier, layer, images,
-                                                          steps=steps, seed=seed)
+                                                          steps=steps, seed=seed,
+                                                          verbose=verbose, **run_options)
             except MethodUnavailable as e:
                 log(f"{key}: skipped ({e})")
                 results["cells"][key] = {"layer": layer, "method": method.name,
@@ -159,14 +191,22 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
                 continue
             metrics = evaluate_reconstructions(classifier, images, rec, layer,
                                                perceptual=perceptual)
+            curve = record.pop("curve", None)
+            if curve:
+                # Optimisation time over every sitting of a resumed cell.
+                record["seconds_this_sitting"], seconds = seconds, curve[-1]["seconds"]
             cell = {"layer": layer, "method": method.name, "spec": spec, "seconds": seconds,
                     "record": record,
                     "per_image": {k: np.asarray(v).tolist() for k, v in metrics.items()}}
+            if curve:
+                cell["curve"] = curve
             results["cells"][key] = cell
             examples[key] = np.clip(rec[:keep_examples], 0, 255).astype(np.uint8)
             summary = " ".join(f"{k}={np.mean(v):.4g}" for k, v in metrics.items())
             log(f"{key}: {summary} ({seconds:.0f}s)")
             save(results, examples)
+            if cell_dir:
+                shutil.rmtree(cell_dir, ignore_errors=True)
     if own != results_path:
         # Other shards may have finished meanwhile: the whole table so far.
         results, examples, _ = load_results(results_path, settings, wanted, log=lambda s: None)
@@ -213,6 +253,28 @@ def paired_table(results, layers, method_names, baseline, metric="ssim"):
     return "\n".join(out) + "\n"
 
 
+def budget_table(results, layers, method_names):
+    """Per cell: optimisation steps run (✓ converged, † not), seconds for all its images."""
+    cells = results["cells"]
+    out = ["\n**budget** (optimisation steps run, ✓ converged / † step cap hit first; seconds "
+           "of the cell for all its images)\n",
+           "| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    for name in method_names:
+        row = []
+        for layer in layers:
+            c = cells.get(_cell_key(layer, name))
+            if not c or "seconds" not in c:
+                row.append("–")
+                continue
+            rec = c.get("record", {})
+            steps = rec.get("steps_run")
+            mark = {True: " ✓", False: " †"}.get(rec.get("converged"), "")
+            row.append((f"{steps}{mark}, " if steps is not None else "network, ") +
+                       f"{c['seconds']:.0f} s")
+        out.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
 def markdown_table(results, layers, method_names, baseline=None):
     """One table per metric: rows methods, columns layers, mean ± std over images; † marks
     a cell whose optimisation did not meet the convergence criterion at its end. With a
@@ -234,6 +296,7 @@ def markdown_table(results, layers, method_names, baseline=None):
                                                                    else "")
                            if metric in c.get("per_image", {}) else "–")
             out.append(f"| {name} | " + " | ".join(row) + " |")
+    out.append(budget_table(results, layers, method_names))
     if any(_unconverged(c) for c in cells.values()):
         out.append("\n† not converged: the objective still changed by more than the "
                    "criterion (record.convergence) when the step budget ran out.")

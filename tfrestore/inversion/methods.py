@@ -49,8 +49,13 @@ class Method:
         return get_settings(self.preset, classifier, layer, steps=steps, seed=seed,
                             **self.overrides)
 
-    def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False):
-        """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict)."""
+    def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False,
+                    **run_options):
+        """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict); `run_options`
+        (checkpoint_dir, curve, curve_path, ...) go to the optimisation (not the network)."""
+        if self.priors and layer not in self.priors and "*" not in self.priors:
+            # Not the baseline under another name: this method has no prior for the layer.
+            raise MethodUnavailable(f"Method '{self.name}' has no prior for '{layer}'.")
         settings = self.settings(classifier, layer, steps, seed)
         terms = prior_terms(classifier, self.prior_specs(layer))
         record = {"method": self.name, "settings": settings.as_dict(),
@@ -65,10 +70,13 @@ class Method:
         result = reconstruct(classifier, images, settings, kind, inverter=inverter,
                              extra_terms=terms if kind != "network" else (),
                              hybrid_lr_scale=self.hybrid_lr_scale,
-                             steps=steps, verbose=verbose)
+                             steps=steps, verbose=verbose,
+                             **(run_options if kind == "optimisation" else {}))
         if kind != "network":
             record.update(steps_run=result.steps, converged=result.converged,
                           convergence=result.convergence)
+            if getattr(result, "curve", None):
+                record["curve"] = result.curve
         return result.reconstructions, result.seconds, record
 
 
@@ -120,8 +128,11 @@ def reconstruct(classifier, images, settings, kind="optimisation", inverter=None
     return result
 
 
-def methods_from_config(config):
-    """{name: dict} (the "methods" entry of a comparison config) -> [Method]."""
+def methods_from_config(config, overrides=None):
+    """{name: dict} (the "methods" entry of a comparison config) -> [Method].
+
+    `overrides` (the config's top-level "overrides") are settings every method starts from,
+    e.g. the study's convergence criterion; a method's own overrides win."""
     known = set(Method.__dataclass_fields__) - {"name"}
     out = []
     for name, spec in config.items():
@@ -129,5 +140,7 @@ def methods_from_config(config):
         if unknown:
             raise ValueError(f"Method '{name}': unknown key(s) {sorted(unknown)}; "
                              f"valid: {sorted(known)}.")
+        if overrides:
+            spec = dict(spec, overrides=dict(overrides, **spec.get("overrides", {})))
         out.append(Method(name=name, **spec))
     return out

@@ -152,7 +152,8 @@ class ImageOptimizer:
         return objs
 
     def callbacks(self, verbose=True, log_every=None, summary_dir=None, checkpoint_dir=None,
-                  checkpoint_every=250, fresh=False, curve=None, curve_every=25):
+                  checkpoint_every=250, fresh=False, curve=None, curve_every=25,
+                  curve_path=None):
         """The standard callbacks of a run (plus those the caller adds)."""
         s, cbs = self.settings, []
         if s.optimizer == "sgd" and s.momentum_reset:
@@ -173,7 +174,7 @@ class ImageOptimizer:
         self.history = E.History(log_every)
         cbs.append(self.history)
         if curve is not None:
-            self.curve = E.CurveRecorder(curve, curve_every)
+            self.curve = E.CurveRecorder(curve, curve_every, curve_path)
             cbs.append(self.curve)
         if summary_dir:
             cbs.append(E.TensorBoard(summary_dir, log_every))
@@ -242,14 +243,16 @@ class PreimageOptimizer(ImageOptimizer):
 
 def invert(classifier, images, settings, init=None, extra_terms=(), steps=None,
            log_every=None, verbose=True, summary_dir=None, checkpoint_dir=None, fresh=False,
-           callbacks=(), curve=None):
+           callbacks=(), curve=None, curve_every=25, curve_path=None):
     """Reconstruct `images` (RGB 0-255) from `settings.layer`; returns `InversionResult`.
 
     `checkpoint_dir` makes the run resumable (same settings only); `curve` is an optional
-    function of the current reconstructions -> {name: [N]} recorded every 25 steps.
+    function of the current reconstructions -> {name: [N]} recorded every `curve_every`
+    steps (and kept in `curve_path`, JSON, across a resume).
     """
     opt = PreimageOptimizer(classifier, images, settings, init=init, extra_terms=extra_terms,
                             steps=steps)
     fn = None if curve is None else (lambda: curve(opt.rgb().numpy()))
     return opt.run(callbacks, verbose=verbose, log_every=log_every, summary_dir=summary_dir,
-                   checkpoint_dir=checkpoint_dir, fresh=fresh, curve=fn)
+                   checkpoint_dir=checkpoint_dir, fresh=fresh, curve=fn,
+                   curve_every=curve_every, curve_path=curve_path)

@@ -15,7 +15,8 @@ import tensorflow as tf  # noqa: E402
 
 from tfrestore.plotting.figures import save_figure  # noqa: E402
 
-__all__ = ["event_files", "read_scalars", "smooth", "save_training_curves"]
+__all__ = ["event_files", "read_scalars", "smooth", "save_training_curves",
+           "save_comparison_curves"]
 
 
 def event_files(logdir):
@@ -117,3 +118,41 @@ def save_training_curves(path, logdir_or_scalars, tags=None, smoothing=0.0, logy
         fig.suptitle(title)
     save_figure(fig, path)
     return tags
+
+
+def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
+                                                                         "feature_error")):
+    """A comparison's cell curves: rows metrics, columns layers, a line per method (mean
+    over images against step; a dot where a cell stopped converged). Cells without a
+    curve (networks, cells run without a work folder) are left out."""
+    cells = results["cells"]
+    fig, axes = plt.subplots(len(metrics), len(layers), squeeze=False,
+                             figsize=(3.2 * len(layers), 2.6 * len(metrics)))
+    for j, layer in enumerate(layers):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for name in method_names:
+                curve = cells.get(f"{layer} | {name}", {}).get("curve")
+                if not curve or metric not in curve[0]:
+                    continue
+                steps = [r["step"] for r in curve]
+                values = [float(np.mean(r[metric])) for r in curve]
+                line, = ax.plot(steps, values, label=name, lw=1.2)
+                if cells[f"{layer} | {name}"].get("record", {}).get("converged"):
+                    ax.plot(steps[-1], values[-1], "o", color=line.get_color(), ms=3)
+            if metric == "feature_error":
+                ax.set_yscale("log")
+            ax.set_title(layer if i == 0 else "", fontsize=9)
+            ax.set_xlabel("step" if i == len(metrics) - 1 else "", fontsize=8)
+            ax.set_ylabel(metric if j == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=7)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
+    save_figure(fig, path)
