@@ -118,3 +118,20 @@ def _untimed(table):
     """A comparison table without its seconds (the budget table's times differ by run)."""
     import re
     return re.sub(r"\d+ s \|", "S |", table)
+
+
+def test_wide_table_has_the_thesis_form():
+    """Rows methods; MSE then feature error per layer; † unconverged, – missing; reference
+    rows beneath."""
+    from tfrestore.inversion.comparison import wide_table
+    cell = lambda mse, fe, conv: {"per_image": {"mse": mse, "feature_error": fe},
+                                  "record": {"converged": conv}}
+    results = {"cells": {"a | M&V": cell([100, 300], [0.1, 0.3], True),
+                         "b | M&V": cell([1000, 3000], [0.2, 0.4], False)}}
+    table = wide_table(results, ["a", "b"], {"mv": "M&V", "net": "nets"},
+                       reference={"paper": {"mse": [1, 2], "feature_error": [0.5, 0.25]}})
+    lines = table.splitlines()
+    assert lines[0] == "| method | mse a | mse b | feature_error a | feature_error b |"
+    assert lines[2] == "| mv | 200 | 2000 † | 0.200 | 0.300 † |"
+    assert lines[3] == "| net | – | – | – | – |"
+    assert lines[4] == "| paper | 1 | 2 | 0.5 | 0.25 |"

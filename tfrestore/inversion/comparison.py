@@ -20,7 +20,7 @@ import numpy as np
 from tfrestore.io import write_json
 
 __all__ = ["run_comparison", "markdown_table", "budget_table", "METRICS", "parse_shard",
-           "shard_path", "load_results", "missing_cells", "curve_evaluator"]
+           "shard_path", "load_results", "missing_cells", "curve_evaluator", "wide_table"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
 
@@ -272,6 +272,32 @@ def budget_table(results, layers, method_names):
             row.append((f"{steps}{mark}, " if steps is not None else "network, ") +
                        f"{c['seconds']:.0f} s")
         out.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def wide_table(results, layers, rows, metrics=("mse", "feature_error"), reference=None):
+    """One row per method, per metric a column per layer (means over images; † not
+    converged; – missing): the form of the thesis's AlexNet table. `rows` maps a row label
+    to a method name in `results`; `reference` maps a row label to {metric: [value per
+    layer]} printed beneath, e.g. the published figures."""
+    cells = results["cells"]
+    digits = {"mse": 0, "psnr": 2}
+    head = " | ".join(f"{m} {l}" for m in metrics for l in layers)
+    out = [f"| method | {head} |", "|---|" + "---|" * (len(metrics) * len(layers))]
+    for label, name in rows.items():
+        row = []
+        for metric in metrics:
+            for layer in layers:
+                c = cells.get(_cell_key(layer, name), {})
+                v = c.get("per_image", {}).get(metric)
+                row.append("–" if v is None else
+                           f"{np.mean(v):.{digits.get(metric, 3)}f}" +
+                           (" †" if _unconverged(c) else ""))
+        out.append(f"| {label} | " + " | ".join(row) + " |")
+    for label, values in (reference or {}).items():
+        row = [("–" if v is None else f"{v:g}") for m in metrics
+               for v in values.get(m, [None] * len(layers))]
+        out.append(f"| {label} | " + " | ".join(row) + " |")
     return "\n".join(out) + "\n"
 
 
