@@ -46,6 +46,8 @@ flags.DEFINE_string("work_dir", None, "Per-cell checkpoints and curves of the ce
                     "checkpoint (same settings only); a finished cell's folder is removed.")
 flags.DEFINE_integer("curve_every", 50, "Record each cell's curve (feature error, SSIM "
                      "per image against step and seconds) every this many steps.")
+flags.DEFINE_integer("figure_images", 3, "Reconstructions of the first this many images are "
+                     "kept; OUTPUT.png shows the first, OUTPUT_fig2.png ... the others.")
 flags.DEFINE_bool("verbose", False, "Print each cell's progress (loss terms, time left).")
 flags.mark_flags_as_required(["config", "images", "output"])
 FLAGS = flags.FLAGS
@@ -103,7 +105,8 @@ def main(argv):
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,
                                  log=lambda s: print(s, flush=True), shard=shard,
                                  work_dir=FLAGS.work_dir or FLAGS.output + "_cells",
-                                 curve_every=FLAGS.curve_every, verbose=FLAGS.verbose)
+                                 curve_every=FLAGS.curve_every, verbose=FLAGS.verbose,
+                                 keep_examples=FLAGS.figure_images)
         missing = missing_cells(results, layers, methods)
         if shard and missing:
             print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not "
@@ -122,7 +125,7 @@ def main(argv):
           f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names,
                                                              baseline=FLAGS.baseline or names[0]))
     atomic_write(FLAGS.output + ".md", md)
-    _figure(FLAGS.output, loaded.images[0], layers, names, clf.name)
+    _figure(FLAGS.output, loaded.images, loaded.paths, layers, names, clf.name)
     from tfrestore.plotting.curves import save_comparison_curves
     save_comparison_curves(FLAGS.output + "_curves.png", results, layers, names)
     print(md)
@@ -151,13 +154,19 @@ def _read_config(path):
     return config
 
 
-def _figure(prefix, image, layers, names, title):
+def _figure(prefix, images, paths, layers, names, title):
+    """Rows methods, columns layers: OUTPUT.png for the first image, OUTPUT_figK.png for
+    the K-th (as many as the cells kept)."""
     import numpy as np
     from tfrestore.plotting import save_reconstruction_grid
     ex = np.load(prefix + "_examples.npz")
-    rows = {n: [ex[f"{l} | {n}"][0] if f"{l} | {n}" in ex else None for l in layers]
-            for n in names}
-    save_reconstruction_grid(prefix + ".png", image, rows, layers, title=title)
+    kept = max([len(ex[k]) for k in ex.files] or [1])
+    for i in range(min(kept, len(images))):
+        rows = {n: [ex[f"{l} | {n}"][i] if f"{l} | {n}" in ex and len(ex[f"{l} | {n}"]) > i
+                    else None for l in layers] for n in names}
+        path = prefix + (".png" if i == 0 else f"_fig{i + 1}.png")
+        save_reconstruction_grid(path, images[i], rows, layers,
+                                 title=f"{title}: {os.path.basename(paths[i])}")
 
 
 if __name__ == "__main__":

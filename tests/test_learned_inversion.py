@@ -234,8 +234,13 @@ def test_search_and_compare_binaries(tmp_path, priors):
          f"--output={out}"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     md = open(out + ".md").read()
-    assert "| learned |" in md and "c2" in md
+    assert "| learned |" in md and "c2" in md and "**budget**" in md
     assert os.path.getsize(out + ".png") > 1000
+    assert os.path.getsize(out + "_fig2.png") > 1000      # the second image's figure
+    assert not os.path.exists(out + "_fig3.png")          # only two images
+    assert os.path.getsize(out + "_curves.png") > 1000
+    cell = json.load(open(out + ".json"))["cells"]["c2 | learned"]
+    assert cell["curve"][-1]["step"] == cell["record"]["steps_run"] == 3
     os.remove(out + ".md")
     res = subprocess.run(
         [sys.executable, os.path.join(REPO, "bin", "compare.py"), f"--config={cfg}",
