@@ -1,6 +1,7 @@
 """Time per step: full pre-image step vs bare forward+backward of the same cut network.
 
-  nice -n 10 python bench/bench_inversion.py --steps=20 --output=results/inversion_benchmark.md
+  nice -n 10 python bench/bench_inversion.py --steps=10 --batch=1,8 \
+    --pieces=alexnet:conv5:1,mobilenet:expanded_conv_13_add:1 --output=results/inversion_benchmark.md
 
 "bare": a tf.function computing the cut network's features of a batch and the gradient
 of sum(features^2) with respect to the input (what any inversion must at least do).
@@ -8,7 +9,8 @@ of sum(features^2) with respect to the input (what any inversion must at least d
 (range + TV + projection), jitter on, Adam, plus the loop's per-step work (the NaN guard
 and the convergence meter read the objective). Same process, same batch, same input size,
 both plain tf.functions (the step's XLA-compiled pieces are part of what is measured);
-timings interleaved in blocks of 5 so that load from other processes hits both alike; the
+timings interleaved (--block calls of each in turn) so that load from other processes
+hits both alike; the
 median per-step wall time and the median CPU time of this process (user + system, all
 threads: much less sensitive to other jobs than wall time on a shared machine) are reported.
 
@@ -31,6 +33,8 @@ flags.DEFINE_list("batch", ["1", "8"], "Images per step (one table row per value
 flags.DEFINE_string("mobilenet", "mobilenet_v2_tflite", "MobileNetV2 (the bundled TFLite).")
 flags.DEFINE_string("mobilenet_layer", "expanded_conv_13_add", "MobileNetV2 layer.")
 flags.DEFINE_string("output", None, "Markdown table to write.")
+flags.DEFINE_integer("block", 1, "Consecutive calls of one variant before the next "
+                     "(1 = strictly alternating: a burst of load hits every variant alike).")
 flags.DEFINE_list("pieces", [], "Configs NET:LAYER:BATCH for the piece-by-piece table "
                   "(e.g. alexnet:conv5:1).")
 FLAGS = flags.FLAGS
@@ -41,7 +45,7 @@ def _cpu():
     return u.ru_utime + u.ru_stime
 
 
-def _time_blocks(fns, steps, block=5):
+def _time_blocks(fns, steps, block=None):
     """{name: (median wall s, median CPU s)} per call, interleaved in blocks."""
     import numpy as np
     times = {k: [] for k in fns}
@@ -49,6 +53,7 @@ def _time_blocks(fns, steps, block=5):
     for k, f in fns.items():
         for _ in range(3):
             f()
+    block = block or FLAGS.block
     done = 0
     while done < steps:
         n = min(block, steps - done)
@@ -155,7 +160,7 @@ def main(argv):
     def render():
         lines = [f"# Pre-image optimisation step cost\n\nCommand: `nice -n 10 python "
                  f"{' '.join(sys.argv)}`\n\nMedian of {FLAGS.steps} timed steps (after 3 "
-                 f"warm-up) per variant, interleaved in blocks of 5, one process, "
+                 f"warm-up) per variant, interleaved in blocks of {FLAGS.block}, one process, "
                  f"{os.cpu_count()} CPU cores shared with other jobs (load average in the last "
                  f"column). full = mv2016 step (feature loss, range "
                  f"prior, TV, B+ projection, jitter T=4, Adam); bare = forward + backward of the "

@@ -8,8 +8,8 @@ features up to --layer (what `reconstruct_with_network` also runs), the inverter
 tf.function, the same compiled by XLA (jit_compile), and every inverse module alone on its
 own input -- each "deconv" one with both computations of its transposed convolution
 (`InverseModule.deconv_impl`: "transpose", Keras' Conv2DTranspose, the default, and
-"subpixel", a stride-1 conv + depth_to_space). Interleaved rounds (each runs every variant once, rotated
-order); medians per image of the wall time and of this process's CPU time (user + system,
+"subpixel", a stride-1 conv + depth_to_space). Interleaved rounds (each runs every
+variant once, rotated order); medians per image of the wall time and of this process's CPU time (user + system,
 all threads: less sensitive to other jobs on a shared machine than wall time).
 """
 import os
