@@ -15,11 +15,71 @@ AlexNet's 55 -> 27 pooling), the upsampled map is bilinearly resized to the exac
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-__all__ = ["InverseModule", "MODULE_KINDS", "default_hidden"]
+__all__ = ["InverseModule", "MODULE_KINDS", "DECONV_IMPLS", "default_hidden",
+           "subpixel_conv_transpose"]
 
 MODULE_KINDS = ("deconv", "upsample")
+# How a "deconv" module computes its transposed convolution (same weights, same result):
+# "transpose" = keras Conv2DTranspose (the default and reference), "subpixel" = one
+# stride-1 conv + depth_to_space (see `subpixel_conv_transpose`).
+DECONV_IMPLS = ("transpose", "subpixel")
+
+
+def _same_pad_before(k, s):
+    """Leading padding TF's SAME uses for a stride-s transposed conv of kernel k."""
+    return max(k - s, 0) // 2
+
+
+def subpixel_conv_transpose(x, kernel, bias, strides):
+    """`padding="same"` transposed convolution computed as a sub-pixel convolution.
+
+    Equal to ``tf.nn.conv2d_transpose(x, kernel, [B, h*sh, w*sw, C], strides, "SAME")
+    + bias`` (Shi et al. 2016): with output row o shifted by the SAME padding p,
+    o + p = s*q + r, output (q, r) only sees inputs q-m+1..q (m = ceil(k/s)), so one
+    stride-1 conv on x with m x m taps producing sh*sw*C channels (phase r's kernel is the
+    transposed kernel's rows s*u + r), then depth_to_space and a crop of p rows, gives it
+    exactly, with (n+1)^2/n^2 of the MACs. Measured on this package's 2-core CPU
+    (bench/bench_inverter_speed.py) it is not faster than TF's Conv2DTranspose: the
+    conv is, but depth_to_space and the crop are two more passes over the 224x224 hidden
+    map; hence "transpose" stays the default and this is the checked alternative.
+
+    Args:
+      x: [B, h, w, c_in]; kernel: [kh, kw, C, c_in] (the Conv2DTranspose layout);
+      bias: [C] or None; strides: (sh, sw).
+    """
+    kh, kw, c, c_in = (int(d) for d in kernel.shape)
+    h, w = int(x.shape[1]), int(x.shape[2])
+    (sh, sw), pads, taps = strides, [], []
+    for k, s, n in ((kh, sh, h), (kw, sw, w)):
+        m = -(-k // s)  # taps per output phase
+        p = _same_pad_before(k, s)
+        q0, q1 = p // s, (s * n - 1 + p) // s  # coarse rows that cover the output
+        left = m - 1 - q0
+        pads.append((left, (q1 - q0 + 1) - n - left + m - 1, p - s * q0))
+        taps.append(m)
+    (mh, mw) = taps
+    # kernel rows s*u + r (u = tap distance, r = phase); rows >= k are zero.
+    kp = tf.pad(kernel, [[0, sh * mh - kh], [0, sw * mw - kw], [0, 0], [0, 0]])
+    kp = tf.reshape(kp, [mh, sh, mw, sw, c, c_in])
+    kp = tf.reverse(kp, [0, 2])  # tap j reads input q - (m-1-j)
+    kp = tf.reshape(tf.transpose(kp, [0, 2, 5, 1, 3, 4]), [mh, mw, c_in, sh * sw * c])
+    xp = tf.pad(x, [[0, 0], list(pads[0][:2]), list(pads[1][:2]), [0, 0]])
+    z = tf.nn.conv2d(xp, kp, 1, "VALID")
+    if bias is not None:
+        z = tf.nn.bias_add(z, tf.tile(bias, [sh * sw]))
+    if sh == sw:
+        y = tf.nn.depth_to_space(z, sh) if sh > 1 else z
+    else:
+        b_, hq, wq = tf.shape(z)[0], int(z.shape[1]), int(z.shape[2])
+        y = tf.reshape(tf.transpose(tf.reshape(z, [b_, hq, wq, sh, sw, c]),
+                                    [0, 1, 3, 2, 4, 5]), [b_, hq * sh, wq * sw, c])
+    ch, cw = pads[0][2], pads[1][2]
+    if (ch, cw) != (0, 0) or int(y.shape[1]) != sh * h or int(y.shape[2]) != sw * w:
+        y = y[:, ch:ch + sh * h, cw:cw + sw * w]
+    return y
 
 
 def default_hidden(in_channels, out_channels):
@@ -37,7 +97,12 @@ class InverseModule(keras.layers.Layer):
       hidden: channels of the hidden layer (default: `default_hidden`).
       source: name of the layer whose output this module takes (recorded only).
       target: name of the layer (or "input") it reconstructs (recorded only).
+
+    ``deconv_impl`` (an attribute, not saved: it changes speed, not results) picks how a
+    "deconv" module runs its transposed convolution, one of `DECONV_IMPLS`.
     """
+
+    deconv_impl = "transpose"
 
     def __init__(self, out_shape, kind="deconv", hidden=None, source="", target="",
                  **kwargs):
@@ -87,7 +152,13 @@ class InverseModule(keras.layers.Layer):
         h_out, w_out, _ = self.out_shape
         sh, sw = self.stride
         if self.kind == "deconv":
-            y = ops.relu(self.up(x))
+            if self.deconv_impl not in DECONV_IMPLS:
+                raise ValueError(f"deconv_impl '{self.deconv_impl}': use one of {DECONV_IMPLS}.")
+            if self.deconv_impl == "subpixel":
+                y = ops.relu(subpixel_conv_transpose(x, self.up.kernel, self.up.bias,
+                                                     self.stride))
+            else:
+                y = ops.relu(self.up(x))
         else:
             if (sh, sw) != (1, 1):
                 x = self._resize(x, self._up_size, "bilinear")
