@@ -34,7 +34,7 @@ flags.DEFINE_string("images", os.path.normpath(os.path.join(REPO, "..", "shared"
 flags.DEFINE_list("only", None, "Job names to run or publish (default: all).")
 flags.DEFINE_bool("all", False, "publish: also unconverged jobs (marked as such).")
 flags.DEFINE_string("checkpoints", os.path.join(REPO, "checkpoints", "inverters"),
-                    "Where publish writes the inverters.")
+                    "Where publish writes the inverters (empty: nowhere).")
 flags.DEFINE_string("results", os.path.join(REPO, "results", "inverters"),
                     "Where publish writes tables and the curves figure.")
 FLAGS = flags.FLAGS
@@ -173,7 +173,9 @@ def _job_state(runs, name, stack_factory):
     hist_path = os.path.join(ckpt, "history.json")
     history = json.load(open(hist_path)) if os.path.exists(hist_path) else []
     job = next(j for j in JOBS if j["name"] == name)
-    return stack, {**state, "job": name, "command": " ".join(
+    with open(os.path.join(ckpt, "run_settings.json")) as f:
+        settings = json.load(f)
+    return stack, {**state, "job": name, "settings": settings, "command": " ".join(
         ["nice -n 15 python"] + [os.path.relpath(a, REPO) if a.startswith(REPO) else a
                                  for a in command(job, runs)[1:]]),
         "curve": [{k: r[k] for k in ("step", "time_s", "lr", "val_total", "criterion")
@@ -182,7 +184,7 @@ def _job_state(runs, name, stack_factory):
 
 def publish(runs, ckpt_out, results, include_unconverged):
     import numpy as np
-    import tfrestore  # noqa: F401
+    import tfrestore  # noqa: F401  (registers the Keras classes)
     from tfrestore.classifiers import load_classifier
     from tfrestore.inverters import build_stack, evaluate_stack, save_stack
     from tfrestore.io import atomic_write, write_json
@@ -210,7 +212,8 @@ def publish(runs, ckpt_out, results, include_unconverged):
             mods = range(1, len(blocks) + 1) if module == 0 else [module]
             for i in mods:
                 stack.inverse_modules[i - 1].set_weights(src.inverse_modules[i - 1].get_weights())
-        cache = os.path.join(runs, f"features_{next(j for j in JOBS if j['name'] == parts[0][0])['cache']}.npz")
+        first = next(j for j in JOBS if j["name"] == parts[0][0])
+        cache = os.path.join(runs, f"features_{first['cache']}.npz")
         with np.load(cache) as z:
             val = [z[f"val{i}"] for i in range(len(blocks) + 1)]
             val_names = [str(n) for n in z["val_names"]]
@@ -223,12 +226,12 @@ def publish(runs, ckpt_out, results, include_unconverged):
         rec = {"inverter": name, "classifier": clf.describe(), "levels": stack.levels,
                "mode": mode, "converged": converged, "steps": steps,
                "train_seconds": round(seconds, 1), "eval_seconds": round(eval_s, 1),
-               "settings": COMMON, "held_out_images": val_names,
+               "held_out_images": val_names,
                "held_out": ev, "valid_from": [stack.levels[s] for s in sources],
                "modules": [{"module": m, **s[1]} for (j, m), s in zip(parts, states)]}
-        path = os.path.join(ckpt_out, f"{name}.keras")
-        save_stack(stack, path)
-        write_json(os.path.join(ckpt_out, f"{name}.json"), rec)
+        if ckpt_out:   # (empty: tables and curves only, e.g. a progress report with --all)
+            save_stack(stack, os.path.join(ckpt_out, f"{name}.keras"))
+            write_json(os.path.join(ckpt_out, f"{name}.json"), rec)
         records[name] = {k: v for k, v in rec.items() if k != "held_out_images"}
         for (job, _), s in zip(parts, states):
             curves[job] = [dict(r) for r in s[1]["curve"]]

@@ -25,8 +25,9 @@ Writes OUTPUT_DIR/inverter.keras (load with `keras.models.load_model` after
 `import tfrestore`, or use with `bin/invert.py --method=network --inverter=...`),
 train_info.json (settings, seeds, image split, history, converged, best step, seconds),
 eval.json (held-out quality from every depth; with --module: that module's NMSE alone),
-curve.json and curve.png (the held-out loss against step), tensorboard/ and ckpt/ (rerunning the same command resumes; a rerun
-with other settings stops and names them, --fresh starts afresh).
+curve.json and curve.png (the held-out loss against step), tensorboard/ and ckpt/
+(rerunning the same command resumes; a rerun with other settings stops and names them,
+--fresh starts afresh).
 """
 import dataclasses
 import os

@@ -44,8 +44,8 @@ from tfrestore.io import cap_steps, environment_info, write_json
 
 __all__ = ["MODES", "TrainConfig", "FeatureData", "compute_features", "split_indices",
            "prepare_data", "level_losses", "batch_indices", "lr_schedule", "Trainer",
-           "evaluate_stack", "module_nmse", "save_stack", "Plateau", "save_features", "load_features",
-           "load_best_weights"]
+           "evaluate_stack", "module_nmse", "save_stack", "Plateau", "save_features",
+           "load_features", "load_best_weights"]
 
 MODES = ("solo", "stacked", "joint", "end_to_end")
 # Thesis schedule shape: lr, lr/3 @ 4/15, lr/10 @ 8/15, lr/30 @ 12/15 of the steps

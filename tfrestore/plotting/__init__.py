@@ -10,5 +10,5 @@ from tfrestore.plotting.stats_figures import (covariance_heatmap, draw_heatmap,
 
 __all__ = ["difference_images", "filter_grid", "save_figure", "save_reconstruction_figure",
            "save_reconstruction_grid", "symmetric_rescale", "to_unit_rgb", "event_files",
-           "read_scalars", "save_training_curves", "save_validation_curves", "smooth", "covariance_heatmap",
-           "draw_heatmap", "save_stats_figures"]
+           "read_scalars", "save_training_curves", "save_validation_curves", "smooth",
+           "covariance_heatmap", "draw_heatmap", "save_stats_figures"]
