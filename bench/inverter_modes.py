@@ -1,4 +1,5 @@
-"""Compare the four training modes of inverting networks (thesis Figs 6-7).
+"""Compare the four training modes of inverting networks (thesis Figs 6-7) at a fixed
+budget (quick look; `bench/inverter_study.py` trains every mode to convergence).
 
 Trains one stack per training procedure (solo -- which also gives "stacked" -- joint,
 end-to-end) on the same precomputed features, evaluates every depth on held-out images,
@@ -38,16 +39,14 @@ FLAGS = flags.FLAGS
 
 def load_data(clf, levels):
     from tfrestore.data import load_images
-    from tfrestore.inverters import FeatureData, prepare_data
-    cache = FLAGS.feature_cache
-    if cache and os.path.exists(cache):
-        z = np.load(cache, allow_pickle=False)
-        if list(z["levels"]) == levels:
-            k = len(levels)
-            print(f"features from cache {cache}", flush=True)
-            return FeatureData(levels, [z[f"train{i}"] for i in range(k)],
-                               [z[f"val{i}"] for i in range(k)], list(z["train_names"]),
-                               list(z["val_names"]), list(z["scales"]))
+    from tfrestore.inverters import prepare_data
+    from tfrestore.inverters.training import load_features, save_features
+    key = {"classifier": clf.describe(), "levels": levels, "images": FLAGS.images,
+           "limit": FLAGS.limit, "num_val": FLAGS.num_val, "seed": FLAGS.seed}
+    data = load_features(FLAGS.feature_cache, key)
+    if data is not None:
+        print(f"features from cache {FLAGS.feature_cache}", flush=True)
+        return data
     t = time.time()
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
     print(f"{len(loaded)} images loaded in {time.time() - t:.0f}s", flush=True)
@@ -55,12 +54,8 @@ def load_data(clf, levels):
     data = prepare_data(clf, levels, loaded.images, loaded.paths, num_val=FLAGS.num_val,
                         seed=FLAGS.seed)
     print(f"features in {time.time() - t:.0f}s", flush=True)
-    if cache:  # plain np.savez: a private cache, uncompressed for speed
-        arrays = {f"train{i}": a for i, a in enumerate(data.train)}
-        arrays.update({f"val{i}": a for i, a in enumerate(data.val)})
-        np.savez(cache, levels=np.asarray(levels), train_names=np.asarray(data.train_names),
-                 val_names=np.asarray(data.val_names), scales=np.asarray(data.scales),
-                 **arrays)
+    if FLAGS.feature_cache:
+        save_features(FLAGS.feature_cache, data, key)
     return data
 
 

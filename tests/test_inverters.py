@@ -227,8 +227,10 @@ def test_resume_equals_uninterrupted(clf, data, tmp_path):
     resumed.train()
     for a, b in zip(full.stack.get_weights(), resumed.stack.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The history resumes with the checkpoint: steps 1-4 recorded before, 5-8 after.
+    assert [h["step"] for h in resumed.history] == list(range(1, 9))
     assert [h["train_total"] for h in resumed.history] == pytest.approx(
-        [h["train_total"] for h in full.history[4:]], rel=1e-5)
+        [h["train_total"] for h in full.history], rel=1e-5)
 
 
 _MIRRORED = textwrap.dedent("""

@@ -42,6 +42,24 @@ def test_difference_images_values_match_formula(rng):
     assert colour2[2, 2, 2] == 1.0 and colour2[2, 2, 0] == 0.5
 
 
+def test_colour_difference_is_blue_where_the_reconstruction_lacks_blue(rng):
+    # Seed §4.2: image - reconstruction. A reconstruction with less blue everywhere (and
+    # red and green exact) gives a picture that is bluest where most blue is missing, grey
+    # elsewhere; a reconstruction with *more* blue gives yellow (blue below grey).
+    img = rng.uniform(60, 200, (5, 6, 3))
+    lack = np.zeros_like(img)
+    lack[..., 2] = rng.uniform(5, 50, (5, 6))
+    colour, absd = plotting.difference_images(img, img - lack)
+    np.testing.assert_array_equal(colour[..., :2], 0.5)
+    assert np.all(colour[..., 2] > 0.5)
+    i = np.unravel_index(np.argmax(lack[..., 2]), lack.shape[:2])
+    assert colour[i][2] == 1.0 and absd[i][2] == 1.0
+    # Independent: blue channel = 0.5 + 0.5 * missing blue / largest missing blue.
+    np.testing.assert_allclose(colour[..., 2], 0.5 + 0.5 * lack[..., 2] / lack[..., 2].max())
+    more, _ = plotting.difference_images(img, img + lack)
+    assert np.all(more[..., 2] < 0.5) and np.all(more[..., :2] == 0.5)
+
+
 def test_difference_images_bad_shapes():
     with pytest.raises(ValueError, match="differ in shape"):
         plotting.difference_images(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
@@ -155,3 +173,15 @@ def test_covariance_heatmap_writes_png(tmp_path, rng):
                                 ["cov", "inverse"], suptitle="test")
     arr = _read_png(str(tmp_path / "c.png"))
     assert arr.shape[1] > arr.shape[0]   # two panels side by side
+
+
+def test_save_validation_curves(tmp_path):
+    hist = [{"step": 10, "val_total": 1.0, "criterion": "improved"},
+            {"step": 15, "train_total": 0.9},
+            {"step": 20, "val_total": 0.8, "criterion": "drop"},
+            {"step": 30, "val_total": 0.81, "criterion": "converged"}]
+    path = str(tmp_path / "c.png")
+    assert plotting.save_validation_curves(path, {"a": hist, "empty": hist[1:2]}) == ["a"]
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="val_total"):
+        plotting.save_validation_curves(path, {"empty": hist[1:2]})

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 from tfrestore.plotting.figures import save_figure  # noqa: E402
 
 __all__ = ["event_files", "read_scalars", "smooth", "save_training_curves",
-           "save_comparison_curves"]
+           "save_comparison_curves", "save_validation_curves"]
 
 
 def event_files(logdir):
@@ -156,3 +156,44 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     save_figure(fig, path)
+def save_validation_curves(path, curves, key="val_total", title=None):
+    """Held-out loss against step, one panel per run, with the best step and the
+    learning-rate drops marked (training to convergence, `tfrestore.inverters`).
+
+    Args:
+      path: output PNG.
+      curves: {label: history list of records with "step", `key` and optional "lr",
+        "criterion"} -- the `history.json` of a training.
+      key: the record entry to draw.
+    Returns the labels drawn (runs without a `key` value are left out).
+    """
+    runs = {k: [r for r in h if key in r] for k, h in curves.items()}
+    runs = {k: h for k, h in runs.items() if h}
+    if not runs:
+        raise ValueError(f"No run has '{key}' records to plot.")
+    ncol = min(4, len(runs))
+    nrow = int(np.ceil(len(runs) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), squeeze=False)
+    for ax in axes.ravel()[len(runs):]:
+        ax.axis("off")
+    for ax, (label, hist) in zip(axes.ravel(), runs.items()):
+        steps = np.array([r["step"] for r in hist])
+        vals = np.array([r[key] for r in hist], np.float64)
+        ax.plot(steps, vals, color="C0", lw=1.2, marker=".", ms=3)
+        best = int(np.argmin(vals))
+        ax.plot(steps[best], vals[best], "o", color="C3", ms=5, label=f"best @ {steps[best]}")
+        for r in hist:
+            if r.get("criterion") == "drop":
+                ax.axvline(r["step"], color="0.6", lw=0.8, ls="--")
+        if hist[-1].get("criterion") == "converged":
+            ax.axvline(hist[-1]["step"], color="C2", lw=1.0)
+        if np.all(vals > 0):
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or f"held-out {key} (dashed: lr drop; green: converged)", fontsize=9)
+    save_figure(fig, path)
+    return list(runs)
