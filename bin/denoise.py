@@ -48,7 +48,8 @@ flags.DEFINE_list("dae_estimators", ["map", "direct"], "Rows for a DAE: map (its
                   "in MAP) and/or direct (r(y)).")
 flags.DEFINE_integer("seed", 0, "Noise seed (image i at σ gets seed (seed, σ, i)).")
 flags.DEFINE_list("merge", [], "Other FILE.json results on the same images, mode and seed "
-                  "whose cells are copied into this report (runs made in parallel).")
+                  "whose cells are copied into this report, replacing its earlier cells (runs "
+                  "made in parallel; later files win).")
 flags.DEFINE_string("output", "results/denoising.md", "Markdown report; FILE.json beside it.")
 flags.mark_flag_as_required("images")
 FLAGS = flags.FLAGS
