@@ -18,7 +18,6 @@ r(x) = x − s·net(x̂). σ_DAE is stored in normalised units (`sigma`); in nat
 σ·s per channel.
 """
 import json
-import time
 
 import keras
 import numpy as np
