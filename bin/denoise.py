@@ -1,10 +1,13 @@
 """Denoising benchmark of learned priors (MAP; DAEs also by direct output) against TV and
 peers (scikit-image TV / non-local means / wavelet BayesShrink, BM3D) on whole images.
 
-  python bin/denoise.py --mode grey --images ../shared/data/denoising/set12 --sigmas 15,25,50 \
-      --tune_images results/splits/train400_tune.txt \
-      --priors checkpoints/dae_grey_train400.keras,checkpoints/foe_5x5x1_96_train400.keras,tv,tv_chambolle,nl_means,wavelet,bm3d \
+  python bin/denoise.py --mode grey --images ../shared/data/denoising/set12 --sigmas 25 \
+      --tune_images results/splits/train400_heldout.txt --tune_limit 2 \
+      --priors checkpoints/dae_grey_blind_train400.keras,checkpoints/foe_5x5x1_96_train400.keras,tv,tv_chambolle,nl_means,wavelet,bm3d \
       --output results/denoising_set12.md
+
+λ is tuned at convergence on --tune_images (never the test images); runs made in parallel
+(e.g. one per σ with its own λ grid) are combined with --merge (README, "Denoising benchmark").
 """
 
 
@@ -48,7 +51,8 @@ flags.DEFINE_list("dae_estimators", ["map", "direct"], "Rows for a DAE: map (its
                   "in MAP) and/or direct (r(y)).")
 flags.DEFINE_integer("seed", 0, "Noise seed (image i at σ gets seed (seed, σ, i)).")
 flags.DEFINE_list("merge", [], "Other FILE.json results on the same images, mode and seed "
-                  "whose cells are copied into this report (runs made in parallel).")
+                  "whose cells are copied into this report, replacing its earlier cells (runs "
+                  "made in parallel; later files win).")
 flags.DEFINE_string("output", "results/denoising.md", "Markdown report; FILE.json beside it.")
 flags.mark_flag_as_required("images")
 FLAGS = flags.FLAGS

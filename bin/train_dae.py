@@ -29,6 +29,8 @@ flags.DEFINE_float("sigma", 25.0, "σ_DAE: images in 0-255 units; feature maps i
                    "each channel's std.")
 flags.DEFINE_float("blind_max", 0.0, "If > 0, train blind on σ uniform in [0, blind_max] "
                    "(same units as --sigma; --sigma is then the nominal σ of the prior).")
+flags.DEFINE_string("init", None, "Start from this saved DAE (.keras): its architecture "
+                    "and weights (fine-tuning); --features/--dilations are then ignored.")
 flags.DEFINE_integer("features", 32, "Hidden width.")
 flags.DEFINE_list("dilations", ["1", "2", "3", "4", "3", "2"], "Dilation of each hidden 3x3 "
                   "conv (their number is the depth minus 2).")
@@ -64,7 +66,7 @@ def main(argv):
             val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, crop=f.crop,
             lr=f.lr, seed=f.seed, eval_every=f.eval_every, checkpoint_dir=f.checkpoint_dir,
             checkpoint_every=f.checkpoint_every, tensorboard_dir=f.tensorboard_dir,
-            blind_max=f.blind_max, log=logging.info)
+            blind_max=f.blind_max, init=f.init, log=logging.info)
     return exit_on_user_error(run)(None)
 
 

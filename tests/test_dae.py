@@ -182,3 +182,26 @@ def test_binary_trains_grey_dae_and_reports_bad_input(tmp_path):
     bad = subprocess.run(cmd[:-1] + [f"--output={tmp_path / 'x.h5'}"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "must end in .keras" in bad.stderr
+
+
+def test_init_fine_tunes_a_saved_dae_blind(tmp_path):
+    """--init starts from a saved DAE (its architecture and weights); --blind_max is recorded."""
+    from tfrestore.priors.dae_recipe import train_dae_prior
+    start = DenoisingAutoencoder(1, 25 / 255, features=5, dilations=(1, 2), seed=3)
+    start.set_statistics([0.0], [255.0])
+    from tfrestore.priors.recipe import save_prior
+    save_prior(start, str(tmp_path / "start.keras"))
+    kw = dict(image_size=32, grey=True, crop=16, batch_size=2, eval_every=2, lr=0.0,
+              log=lambda *_: None)
+    # lr 0: the weights must come through unchanged (Adam's update is lr-scaled).
+    dae, rec = train_dae_prior(["camera", "coins", "moon"], str(tmp_path / "ft.keras"),
+                               steps=2, sigma=25, blind_max=50,
+                               init=str(tmp_path / "start.keras"), **kw)
+    assert dae.features == 5 and dae.dilations == (1, 2)
+    for a, b in zip(start.get_weights(), dae.get_weights()):
+        np.testing.assert_allclose(a, b)
+    assert dae.metadata["blind_max"] == "50" and dae.metadata["init"].endswith("start.keras")
+    with pytest.raises(ValueError, match="channels"):
+        train_dae_prior(["camera", "coins", "moon"], str(tmp_path / "rgb.keras"), steps=1,
+                        sigma=25, init=str(tmp_path / "start.keras"),
+                        **dict(kw, grey=False))

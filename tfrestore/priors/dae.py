@@ -18,7 +18,6 @@ r(x) = x − s·net(x̂). σ_DAE is stored in normalised units (`sigma`); in nat
 σ·s per channel.
 """
 import json
-import time
 
 import keras
 import numpy as np
@@ -272,6 +271,7 @@ def train_dae(dae, train_data, val_data, cfg, log=print, on_export=None, stop_af
     """Train `dae` on normalised arrays [N, H, W, C] (training and held-out images).
 
     Adam with cosine decay; loss = mean ‖net(x̂ + σn) − σn‖² (the noise, normalised units).
+    Runs on the engine's `Loop` with its callbacks (NaN guard, progress, TensorBoard).
     Checkpoints (model, optimizer, step, best validation) resume exactly; TensorBoard gets
     loss, validation loss and PSNR gain, learning rate; at each evaluation the best model so
     far is exported (`cfg.export`, via `on_export(dae)`) so an interrupted run still ships.
@@ -317,29 +317,31 @@ def train_dae(dae, train_data, val_data, cfg, log=print, on_export=None, stop_af
         mse_in = float(np.mean((val_noisy - val_clean) ** 2))
         return mse, 10 * np.log10(mse_in / max(mse, 1e-20))
 
-    start = int(step_var.numpy())
-    bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "val_loss", "gain_dB"])
-    t0, running = time.time(), []
-    for clean, noisy in _batches(train_data, cfg, sigma, start):
-        loss = float(train_step(clean, noisy))
-        step_var.assign_add(1)
-        t = int(step_var.numpy())
-        running.append(loss)
-        values = [("loss", loss)]
-        if t % cfg.log_every == 0 or t == steps:
-            history["step"].append(t)
-            history["loss"].append(float(np.mean(running)))
-            if writer:
-                with writer.as_default(step=t):
-                    summaries.scalar("train/loss", np.mean(running))
-                    summaries.scalar("train/learning_rate", float(sched(t)))
-            running = []
-        if t % cfg.eval_every == 0 or t == steps:
+    from tfrestore import engine as E
+    batches = iter(_batches(train_data, cfg, sigma, int(step_var.numpy())))
+
+    def step_fn(i):
+        clean, noisy = next(batches)
+        loss = train_step(clean, noisy)
+        step_var.assign(i + 1)
+        return loss, {}, sched(i + 1)
+
+    class Record(E.Callback):
+        """Training curve every `log_every` steps; validation, TensorBoard scalars and the
+        export of the best model every `eval_every` steps."""
+
+        def on_step_end(self, loop, logs):
+            t = logs.step
+            if t % cfg.log_every == 0 or t == steps:
+                history["step"].append(t)
+                history["loss"].append(logs.loss)
+            if not (t % cfg.eval_every == 0 or t == steps):
+                return
             vl, gain = evaluate()
             history["val_step"].append(t)
             history["val_loss"].append(vl)
             history["val_psnr_gain"].append(gain)
-            values += [("val_loss", vl), ("gain_dB", gain)]
+            log(f"step {t}: loss {logs.loss:.4g} val {vl:.4g} gain {gain:.3f} dB")
             if writer:
                 with writer.as_default(step=t):
                     summaries.scalar("val/loss", vl)
@@ -348,14 +350,26 @@ def train_dae(dae, train_data, val_data, cfg, log=print, on_export=None, stop_af
                 best_val.assign(vl)
                 if on_export:
                     on_export(dae)
-        if manager and (t % cfg.checkpoint_every == 0 or t == steps):
-            manager.save(checkpoint_number=t)
-        bar.update(t, values=values)
-        if stop_after and t - start >= stop_after:
-            break
+
+    class Save(E.Callback):
+        def on_step_end(self, loop, logs):
+            if manager and (logs.step % cfg.checkpoint_every == 0 or logs.step == steps
+                            or loop.stop_reason):
+                manager.save(checkpoint_number=logs.step)
+
+    class StopAfter(E.Callback):
+        def on_step_end(self, loop, logs):
+            if stop_after and logs.step - loop.start_step >= stop_after:
+                loop.stop("interrupted")
+
+    callbacks = [E.NanGuard(), Record(), Save(), StopAfter(), E.ProgressBar(cfg.log_every)]
+    if cfg.log_dir:
+        callbacks.append(E.TensorBoard(cfg.log_dir, cfg.log_every, prefix="train"))
+    start = int(step_var.numpy())
+    result = E.Loop(opt).run(steps, callbacks, step_fn, start_step=start)
     if writer:
         writer.flush()
-    history["seconds"] = time.time() - t0
-    history["steps_run"] = steps - start
+    history["seconds"] = result.seconds
+    history["steps_run"] = result.steps - start
     history["best_val_loss"] = float(best_val.numpy())
     return history

@@ -15,11 +15,12 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
                     sigma=25.0, features=32, dilations=(1, 2, 3, 4, 3, 2), val_fraction=0.1,
                     val_images=None, steps=4000, batch_size=16, crop=40, lr=1e-3, seed=0,
                     eval_every=250, checkpoint_dir=None, checkpoint_every=250,
-                    tensorboard_dir=None, blind_max=0.0, log=print):
+                    tensorboard_dir=None, blind_max=0.0, init=None, log=print):
     """Train and save a DAE prior; returns (dae, record).
 
     `sigma` is in natural units for images (0-255) and in units of each channel's std for
-    feature maps. The held-out images (split by image, the same seeded split as
+    feature maps. `init`: a saved DAE (.keras) whose architecture and weights start the
+    training (fine-tuning, e.g. from σ-specific to blind); its normalisation must match. The held-out images (split by image, the same seeded split as
     `bin/train_prior.py`) give the validation loss; their names go into the record.
     """
     from tfrestore.data.images import load_images
@@ -38,13 +39,15 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
     settings["steps"] = cap_steps(steps)
     from tfrestore.io import portable_path
     # Records carry no machine's absolute paths (the same rule as every recorder).
-    for key in ("images", "output", "classifier", "checkpoint_dir", "tensorboard_dir"):
+    for key in ("images", "output", "classifier", "checkpoint_dir", "tensorboard_dir", "init"):
         if isinstance(settings.get(key), str):
             settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
     metadata = {"source": settings["images"] if isinstance(settings["images"], str) else
                 ",".join(portable_path(p) for p in images),
                 "kind": "dae", "sigma_natural": f"{sigma:g}" if not layer else "",
                 "space": "grey_0_255" if grey else "rgb_0_255"}
+    if blind_max > 0:   # trained on every σ in [0, blind_max]: σ is then only nominal
+        metadata["blind_max"] = f"{blind_max:g}"
     if classifier or layer:
         if not (classifier and layer):
             raise ValueError("Feature-map DAEs need both --classifier and --layer.")
@@ -72,8 +75,20 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         mean, std = np.zeros(c, np.float32), np.full(c, IMAGE_SCALE, np.float32)
         norm_sigma = float(sigma) / IMAGE_SCALE
     log(f"{len(train)} training and {len(val)} held-out inputs of shape {arrays.shape[1:]}")
-    dae = DenoisingAutoencoder(arrays.shape[-1], norm_sigma, features, dilations, seed=seed,
-                               metadata=metadata)
+    if init:
+        from tfrestore.priors.layers import load_prior
+        start = load_prior(init).dae
+        if start.channels != arrays.shape[-1]:
+            raise ValueError(f"--init {init} models {start.channels} channels, the data has "
+                             f"{arrays.shape[-1]}.")
+        metadata["init"] = portable_path(init)
+        conf = dict(start.get_config(), sigma=norm_sigma, metadata=metadata)
+        conf.pop("name", None)
+        dae = DenoisingAutoencoder(**conf)
+        dae.set_weights(start.get_weights())
+    else:
+        dae = DenoisingAutoencoder(arrays.shape[-1], norm_sigma, features, dilations,
+                                   seed=seed, metadata=metadata)
     dae.set_statistics(mean, std)
     log(f"DAE: {dae.count_params()} parameters, receptive field {dae.receptive_field()}, "
         f"sigma {norm_sigma:g} (normalised)")

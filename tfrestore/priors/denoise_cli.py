@@ -234,11 +234,13 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
         f"{[m.name for m in methods]}")
     json_path = os.path.splitext(output)[0] + ".json"
     done = _reusable_rows(json_path, names, mode, seed)
-    for other in merge or ():     # cells computed by other commands (e.g. run in parallel)
+    # Cells computed by other commands (e.g. run in parallel) replace the output's earlier
+    # ones (a cell re-run with better tuning supersedes a stale one); later files win.
+    for other in merge or ():
         rows_other = _reusable_rows(other, names, mode, seed)
         if not rows_other:
             raise ValueError(f"--merge {other}: missing, or not the same images, mode and seed.")
-        done.update({k: v for k, v in rows_other.items() if k not in done})
+        done.update(rows_other)
     record = {"rows": [], "notes": notes, "images": names, "tune_images": tune_names,
               "mode": mode, "sigmas": sigmas, "seed": seed, "image_size": image_size,
               "weights": weights, "max_steps": max_steps, "tol": tol, "dae_steps": dae_steps,

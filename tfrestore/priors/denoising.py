@@ -13,6 +13,11 @@ MAP estimate for noisy y = x₀ + N(0, σ²) in the 0-255 scale:
   iteration x ← (1−β)x + β (y/σ² + λ r(x)/σ_D²)/(1/σ² + λ/σ_D²) (gradient descent with step
   1/(1/σ² + λ/σ_D²)), until the RMS change is below `tol_pixels`. Its direct output r(y)
   is the other DAE denoiser.
+  That gradient is the score of the density smoothed at σ_D, valid for inputs that carry
+  about σ_D of noise. A DAE trained at one σ_D keeps removing σ_D worth of detail once the
+  iterate is cleaner than that, so its fixed point over-smooths and PSNR falls with more
+  steps; a blind DAE (trained on σ ∈ [0, max], clean inputs included; `--blind_max`) follows
+  the noise actually left, and its nominal σ_D is a scale that λ absorbs.
 
 Grey images with a colour prior: the prior sees the grey image replicated to three channels.
 """
@@ -177,7 +182,8 @@ def dae_map_denoise(y, prior, sigma, weight=1.0, steps=100, tol_pixels=0.01, bet
 
     The DAE prior's gradient is −(r(x) − x)/σ_D²; the update is a gradient step of size
     β/(1/σ² + λ/σ_D²) on F, i.e. a move towards the σ- and σ_D-weighted average of y and
-    r(x). Stops when the RMS change of x is below `tol_pixels` (0-255 units).
+    r(x). Stops when the RMS change of x is below `tol_pixels` (0-255 units). Use a blind
+    DAE (module docstring); with λ large the map stops being a contraction and diverges.
     """
     from tfrestore.io import cap_steps
     y = np.asarray(y, np.float32)
