@@ -156,6 +156,8 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     save_figure(fig, path)
+
+
 def save_validation_curves(path, curves, key="val_total", title=None):
     """Held-out loss against step, one panel per run, with the best step and the
     learning-rate drops marked (training to convergence, `tfrestore.inverters`).
