@@ -109,8 +109,10 @@ def checkpoint_values(folder):
     import tensorflow as tf
     reader = tf.train.load_checkpoint(folder)
     names = sorted(reader.get_variable_to_shape_map())
+    # "elapsed" is the run's wall-clock seconds (kept for resumed timings), not model state.
     return {n: reader.get_tensor(n) for n in names
-            if "save_counter" not in n and "OBJECT_GRAPH" not in n}
+            if "save_counter" not in n and "OBJECT_GRAPH" not in n
+            and not n.startswith("elapsed/")}
 
 
 def assert_same_weights(a, b):
