@@ -19,6 +19,17 @@ __all__ = ["event_files", "read_scalars", "smooth", "save_training_curves",
            "save_comparison_curves", "save_validation_curves"]
 
 
+def _panels(n, max_columns, panel_size):
+    """A figure with `n` panels in rows of at most `max_columns` (unused axes hidden)."""
+    ncol = min(max_columns, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False,
+                             figsize=(panel_size[0] * ncol, panel_size[1] * nrow))
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def event_files(logdir):
     """Event files under `logdir` (recursively), sorted; a file path is returned as is."""
     if os.path.isfile(logdir):
@@ -95,11 +106,7 @@ def save_training_curves(path, logdir_or_scalars, tags=None, smoothing=0.0, logy
     missing = [t for t in tags if t not in scalars]
     if missing:
         raise KeyError(f"Tags {missing} not in the logs; available: {sorted(scalars)}.")
-    ncol = min(3, len(tags))
-    nrow = int(np.ceil(len(tags) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.2 * nrow), squeeze=False)
-    for ax in axes.ravel()[len(tags):]:
-        ax.axis("off")
+    fig, axes = _panels(len(tags), 3, (4.5, 3.2))
     for ax, tag in zip(axes.ravel(), tags):
         steps, vals = scalars[tag]
         if smoothing > 0:
@@ -173,11 +180,7 @@ def save_validation_curves(path, curves, key="val_total", title=None):
     runs = {k: h for k, h in runs.items() if h}
     if not runs:
         raise ValueError(f"No run has '{key}' records to plot.")
-    ncol = min(4, len(runs))
-    nrow = int(np.ceil(len(runs) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), squeeze=False)
-    for ax in axes.ravel()[len(runs):]:
-        ax.axis("off")
+    fig, axes = _panels(len(runs), 4, (3.6, 2.8))
     for ax, (label, hist) in zip(axes.ravel(), runs.items()):
         steps = np.array([r["step"] for r in hist])
         vals = np.array([r[key] for r in hist], np.float64)
