@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 
-__all__ = ["SETTINGS_FILE", "SettingsMismatchError", "check_settings", "settings_diff"]
+__all__ = ["SETTINGS_FILE", "SettingsMismatchError", "check_settings", "settings_diff",
+           "records_up_to"]
 
 SETTINGS_FILE = "run_settings.json"
 
@@ -97,3 +98,16 @@ def check_settings(folder, settings, fresh=False, fresh_hint="--fresh", write=Tr
     make_folder(folder, "Checkpoint folder")
     write_json(path, settings)
     return status
+
+
+def records_up_to(path, step):
+    """The records ({"step": ..., ...}, a JSON list) a resumed run keeps: those of `path`
+    up to the checkpoint's `step`; later ones were made after it and are redone. [] when
+    the file is absent or unreadable."""
+    import tensorflow as tf
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            records = json.load(f)
+    except (OSError, ValueError, tf.errors.OpError):
+        return []
+    return [r for r in records if r["step"] <= step]

@@ -142,10 +142,9 @@ class CurveRecorder(Callback):
 
     def on_run_begin(self, engine):
         self.t0, self.excluded, self.records, offset = time.time(), 0.0, [], 0.0
-        if self.path and engine.start_step > 0 and tf.io.gfile.exists(self.path):
-            import json
-            with tf.io.gfile.GFile(self.path) as f:
-                self.records = [r for r in json.load(f) if r["step"] <= engine.start_step]
+        if self.path and engine.start_step > 0:
+            from tfrestore.runstate import records_up_to
+            self.records = records_up_to(self.path, engine.start_step)
             offset = self.records[-1]["seconds"] if self.records else 0.0
         self.t0 -= offset
 

@@ -345,7 +345,7 @@ class Objective:
         """
         feats = self.features(rgb if network_rgb is None else network_rgb)
         fused = [t for t in self.terms if t.at == IMAGE and t.fusable]
-        values = dict(zip([t.name for t in fused], self._fused_terms(rgb))) \
+        values = dict(zip([t.name for t in fused], self._fused_terms(rgb, fused))) \
             if fused else {}
         for t in self.terms:
             if t.name not in values:
@@ -355,11 +355,10 @@ class Objective:
         total = tf.add_n(list(values.values()))
         return total, values
 
-    def _fused_terms(self, rgb):
-        """Weighted values [B] of the fusable image terms, with their gradient computed in
+    def _fused_terms(self, rgb, fused):
+        """Weighted values [B] of the `fused` image terms, with their gradient computed in
         the same XLA call (each step's image priors cost ~3 elementwise passes instead of
         dozens of small ops); exact up to float rounding (tested)."""
-        fused = [t for t in self.terms if t.at == IMAGE and t.fusable]
         if getattr(self, "_fused_fn", None) is None:
             def values_and_grads(x):
                 with tf.GradientTape(persistent=True) as tape:

@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from tfrestore import distribute as D
 from tfrestore import engine as E
+from tfrestore.runstate import records_up_to
 from tfrestore import summaries
 from tfrestore.io import cap_steps, environment_info, write_json
 
@@ -374,7 +375,7 @@ class Trainer:
             ckpt = tf.train.Checkpoint(**objects)
             self.manager = D.SharedCheckpoints(ckpt, ckpt_dir, self.strategy, max_to_keep=2)
             if self.manager.restore():
-                self.history = self._read_history(int(self.step.numpy()))
+                self.history = records_up_to(self._history_path(), int(self.step.numpy()))
         self._set_plateau_lr()
         self._train_step = self._make_train_step()
 
@@ -405,13 +406,6 @@ class Trainer:
     def _history_path(self):
         return os.path.join(self.ckpt_dir, "history.json")
 
-    def _read_history(self, step):
-        try:
-            with open(self._history_path()) as f:
-                records = json.load(f)
-        except (OSError, ValueError):
-            return []
-        return [r for r in records if r["step"] <= step]
 
     def _save(self, step):
         self.manager.save(checkpoint_number=step)
