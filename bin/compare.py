@@ -61,7 +61,7 @@ def main(argv):
     from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
                                                 parse_shard, run_comparison)
     from tfrestore.inversion.methods import methods_from_config
-    from tfrestore.io import atomic_write, environment_info
+    from tfrestore.io import atomic_write, environment_info, portable_path
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
     shard = parse_shard(FLAGS.shard)
     config = _read_config(FLAGS.config)
@@ -90,7 +90,8 @@ def main(argv):
                 "perceptual_network": perceptual_name}
     if FLAGS.render_only:
         # The cells of OUTPUT.json and of every shard's file (same settings).
-        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed, images=list(loaded.paths))
+        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
+                    images=[portable_path(p) for p in loaded.paths])
         results, examples, files = load_results(FLAGS.output + ".json", full)
         if not files:
             raise ValueError(f"--render_only: no results with these settings in "
@@ -118,7 +119,7 @@ def main(argv):
     if FLAGS.shard:
         cmd = cmd.replace(f" --shard={FLAGS.shard}", "").replace(f" --shard {FLAGS.shard}", "")
     env = environment_info()
-    md = (f"# Method comparison: {clf.name} ({clf.weights})\n\n`{cmd}`\n\n"
+    md = (f"# Method comparison: {clf.name} ({clf.describe()['weights']})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
           f"{FLAGS.seed}; mean ± std over images. Perceptual: {perceptual_name}"
           f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "

@@ -165,3 +165,11 @@ def test_readme_figure_command(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert again.returncode == 0 and again.stdout.count("resumed from") == 2
     assert json.loads((tmp_path / "fig.json").read_text())["depths"] == meta["depths"]
+
+
+def test_recorded_weights_do_not_depend_on_where_the_package_lies(clf, tmp_path, monkeypatch):
+    # Records (study settings, checkpoints) must compare equal across clones and worktrees.
+    here = clf.describe()["weights"]
+    monkeypatch.chdir(tmp_path)
+    assert clf.describe()["weights"] == here
+    assert not os.path.isabs(here) and here.endswith(".tflite")

@@ -9,6 +9,7 @@ post-activation output of every layer can be addressed by name:
     clf.feature_model(["conv1_1/relu", "pool5"])  # RGB 0-255 -> features, cut at pool5
 """
 import difflib
+import os
 
 import keras
 import numpy as np
@@ -233,8 +234,12 @@ class Classifier:
         return self.labels[index]
 
     def describe(self):
-        """Settings dict recorded with every output."""
-        return {"classifier": self.name, "weights": str(self.weights),
+        """Settings dict recorded with every output (the weights file by a name that does
+        not depend on where the package or the data lie, so records compare across clones)."""
+        weights = str(self.weights)
+        if os.path.isabs(weights):
+            weights = os.path.basename(weights)
+        return {"classifier": self.name, "weights": weights,
                 "input_shape": list(self.input_shape),
                 "preprocessing": self.preprocessing.get_config()}
 

@@ -142,9 +142,10 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
     """
     import shutil
     from tfrestore.inversion.methods import MethodUnavailable
-    from tfrestore.io import save_npz
+    from tfrestore.io import portable_path, save_npz
     from tfrestore.metrics import evaluate_reconstructions
-    settings = dict(settings or {}, steps=steps, seed=seed, images=list(paths))
+    settings = dict(settings or {}, steps=steps, seed=seed,
+                    images=[portable_path(p) for p in paths])
     wanted = {_cell_key(l, m.name): json.loads(json.dumps(dataclasses.asdict(m)))
               for l in layers for m in methods}
     results, examples, merged = load_results(results_path, settings, wanted, log)
