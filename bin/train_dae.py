@@ -15,16 +15,11 @@ from absl import flags, logging
 
 from tfrestore import cli
 
-flags.DEFINE_list("images", None, "Training images: files, folders, .txt lists, photo names.")
-flags.DEFINE_integer("input_size", 180, "Resize (short side) and centre-crop to this size.")
-flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
-flags.DEFINE_alias("image_size", "input_size")   # the same flag name as every binary
-flags.DEFINE_alias("max_images", "limit")
-flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
-flags.DEFINE_string("classifier", None, "Model this classifier's feature maps (needs --layer).")
-flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
-flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
-flags.DEFINE_string("layer", None, "Classifier layer whose feature maps are modelled.")
+cli.define_prior_training_flags(
+    input_size=180, steps=4000, batch_size=16, lr=1e-3, eval_every=250, checkpoint_every=250,
+    batch_help="Crops per step.", lr_help="Initial learning rate (cosine decay to 2%).",
+    seed_help="Seed of the image split, initialisation, crops and noise.",
+    output_help="Where to write the DAE (.keras; a .json goes beside it).")
 flags.DEFINE_float("sigma", 25.0, "σ_DAE: images in 0-255 units; feature maps in units of "
                    "each channel's std.")
 flags.DEFINE_float("blind_max", 0.0, "If > 0, train blind on σ uniform in [0, blind_max] "
@@ -34,20 +29,7 @@ flags.DEFINE_string("init", None, "Start from this saved DAE (.keras): its archi
 flags.DEFINE_integer("features", 32, "Hidden width.")
 flags.DEFINE_list("dilations", ["1", "2", "3", "4", "3", "2"], "Dilation of each hidden 3x3 "
                   "conv (their number is the depth minus 2).")
-flags.DEFINE_float("val_fraction", 0.1, "Share of images held out (split by image).")
-flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides --val_fraction).")
-flags.DEFINE_integer("steps", 4000, "Adam steps (capped by $TFRESTORE_MAX_STEPS).")
-flags.DEFINE_integer("batch_size", 16, "Crops per step.")
 flags.DEFINE_integer("crop", 40, "Training crop size.")
-flags.DEFINE_float("lr", 1e-3, "Initial learning rate (cosine decay to 2%).")
-flags.DEFINE_integer("seed", 0, "Seed of the image split, initialisation, crops and noise.")
-flags.DEFINE_integer("eval_every", 250, "Validate (and export the best model) this often.")
-flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun resumes from here.")
-flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint every this many steps.")
-flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
-flags.DEFINE_string("output", None, "Where to write the DAE (.keras; a .json goes beside it).")
-flags.mark_flag_as_required("images")
-flags.mark_flag_as_required("output")
 FLAGS = flags.FLAGS
 
 

@@ -12,20 +12,12 @@ from absl import flags, logging
 
 from tfrestore import cli
 
-flags.DEFINE_string("images", None, "Training images: folders, files, scikit-image photo "
-                    "names, tfds:NAME:SPLIT:COUNT (comma-separated).")
-flags.DEFINE_integer("input_size", 128, "Images are resized (short side) and centre-cropped "
-                     "to this square size before patches are drawn.")
-flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
-# Earlier names of flags renamed to the name every binary uses.
-flags.DEFINE_alias("image_size", "input_size")
-flags.DEFINE_alias("max_images", "limit")
-flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
-flags.DEFINE_string("classifier", None, "Train on this classifier's feature maps (name or "
-                    ".keras/.tflite path) instead of on pixels; needs --layer.")
-flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a path.")
-flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
-flags.DEFINE_string("layer", None, "Classifier layer whose feature maps are modelled.")
+cli.define_prior_training_flags(
+    input_size=128, steps=25000, batch_size=250, lr=1.0, eval_every=500, checkpoint_every=1000,
+    batch_help="Patches per step (the global batch, split over all replicas and workers).",
+    lr_help="Learning rate; scales the whole schedule.",
+    seed_help="Seed of image split, patch sampling, init and batch order.",
+    output_help="Where to write the prior (.keras).")
 flags.DEFINE_integer("patch_size", 8, "Patch height and width.")
 flags.DEFINE_integer("n_experts", 512, "Number of experts N.")
 flags.DEFINE_enum("expert", "student_t", ["student_t", "logistic", "foe", "ica"],
@@ -37,29 +29,14 @@ flags.DEFINE_integer("whiten_dims", 0, "Whitened dimensions d (0: the data's ran
 flags.DEFINE_bool("centre", True, "Subtract each patch's mean (drops the DC direction).")
 flags.DEFINE_integer("n_train", 100000, "Training patches.")
 flags.DEFINE_integer("n_val", 10000, "Validation patches (from held-out images only).")
-flags.DEFINE_float("val_fraction", 0.1, "Share of images held out for validation.")
-flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides --val_fraction).")
-flags.DEFINE_integer("steps", 25000, "Adam steps (capped by $TFRESTORE_MAX_STEPS).")
-flags.DEFINE_integer("batch_size", 250, "Patches per step (the global batch, split over all "
-                     "replicas and workers).")
-flags.DEFINE_float("lr", 1.0, "Learning rate; scales the whole schedule.")
 flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"], "thesis: 1.0 -> 3e-5 in 8 "
                   "pieces at the thesis-code boundaries scaled to --steps.")
 flags.DEFINE_float("init_alpha", 0.1, "Initial expert weight.")
-flags.DEFINE_integer("seed", 0, "Seed of image split, patch sampling, init and batch order.")
-flags.DEFINE_integer("eval_every", 500, "Validation every this many steps.")
 flags.DEFINE_integer("patience", 0, "Early stopping after this many evaluations without "
                      "improvement (0: off).")
-flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun with the same "
-                    "settings resumes from here (other settings: an error naming them).")
 flags.DEFINE_bool("fresh", False, "Delete the run in --checkpoint_dir and start afresh.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint every this many steps.")
-flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
 cli.define_strategy_flags()
-flags.DEFINE_string("output", None, "Where to write the prior (.keras).")
 flags.DEFINE_string("figure", None, "Filter figure PNG (default: next to --output).")
-flags.mark_flag_as_required("images")
-flags.mark_flag_as_required("output")
 FLAGS = flags.FLAGS
 
 

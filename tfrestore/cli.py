@@ -201,6 +201,48 @@ def prepare_output_dir(path, outputs=()):
 
 # --- Flag groups shared by the training binaries ----------------------------------------
 
+def define_prior_training_flags(*, input_size, steps, batch_size, lr, eval_every,
+                                checkpoint_every, output_help, batch_help="Examples per step.",
+                                lr_help="Learning rate.", seed_help="Seed of every random "
+                                "choice (image split, initialisation, sampling, batch order)."):
+    """The flags every prior trainer shares (bin/train_prior.py, bin/train_dae.py): the
+    data (images, size, grey, classifier layer), the held-out split, the run (steps, batch,
+    learning rate, seed), checkpoints, TensorBoard and --output; each binary gives its
+    defaults."""
+    flags.DEFINE_list("images", None, "Training images: files, folders, .txt lists, "
+                      "scikit-image photo names, tfds:NAME:SPLIT:COUNT (comma-separated).")
+    flags.DEFINE_integer("input_size", input_size, "Images are resized (short side) and "
+                         "centre-cropped to this square size.")
+    flags.DEFINE_integer("limit", 0, "Use at most this many images (0: all).")
+    # Earlier names of flags renamed to the name every binary uses.
+    flags.DEFINE_alias("image_size", "input_size")
+    flags.DEFINE_alias("max_images", "limit")
+    flags.DEFINE_bool("grey", False, "Model BT.601 luminance (1 channel) instead of RGB.")
+    flags.DEFINE_string("classifier", None, "Model this classifier's feature maps (name or "
+                        ".keras/.tflite path) instead of pixels; needs --layer.")
+    flags.DEFINE_string("weights", "imagenet", "Classifier weights: imagenet, random or a "
+                        "path.")
+    flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
+    flags.DEFINE_string("layer", None, "Classifier layer whose feature maps are modelled.")
+    flags.DEFINE_float("val_fraction", 0.1, "Share of images held out for validation (split "
+                       "by image).")
+    flags.DEFINE_list("val_images", None, "Held-out images by base name (overrides "
+                      "--val_fraction).")
+    flags.DEFINE_integer("steps", steps, "Optimiser steps (capped by $TFRESTORE_MAX_STEPS).")
+    flags.DEFINE_integer("batch_size", batch_size, batch_help)
+    flags.DEFINE_float("lr", lr, lr_help)
+    flags.DEFINE_integer("seed", 0, seed_help)
+    flags.DEFINE_integer("eval_every", eval_every, "Validate this often (steps).")
+    flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun with the same "
+                        "settings resumes from here (other settings: an error naming them).")
+    flags.DEFINE_integer("checkpoint_every", checkpoint_every, "Checkpoint every this many "
+                         "steps.")
+    flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
+    flags.DEFINE_string("output", None, output_help)
+    flags.mark_flag_as_required("images")
+    flags.mark_flag_as_required("output")
+
+
 def define_strategy_flags():
     """--strategy (default/one_device | mirrored | multi_worker | tpu), --cpu_replicas, --tpu."""
     from tfrestore.distribute import STRATEGIES

@@ -3,6 +3,7 @@
 Every file goes to a temporary name in the same folder and is renamed into place
 (atomic on POSIX), so an interrupted run never leaves a truncated PNG, JSON or npz.
 """
+import contextlib
 import io
 import json
 import os
@@ -13,7 +14,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["atomic_write", "write_json", "save_npz", "save_png", "save_keras",
-           "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "read_keras",
+           "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "portable_record", "atomic_open", "read_keras",
            "make_folder"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
@@ -35,6 +36,16 @@ def portable_path(path):
     return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/")) or path
 
 
+def portable_record(value):
+    """`value` with every path in it made `portable_path`: a comma-separated string or a
+    list of paths (how the binaries' flags give files); anything else is returned as is."""
+    if isinstance(value, str):
+        return ",".join(portable_path(p) for p in value.split(","))
+    if isinstance(value, (list, tuple)) and all(isinstance(p, str) for p in value):
+        return [portable_path(p) for p in value]
+    return value
+
+
 def make_folder(path, what="folder"):
     """Create folder `path` (and parents), or a ValueError naming `what` and the cause."""
     try:
@@ -49,16 +60,18 @@ def make_folder(path, what="folder"):
     return path
 
 
-def atomic_write(path, data):
-    """Write bytes (or str) to `path` atomically, creating parent folders."""
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file to write `path` through: it appears whole at `path` when the block
+    ends, or not at all when it raises (a temporary file beside it, then a rename). For
+    writers that stream (a multi-GB feature cache), where `atomic_write` would need all
+    the bytes in memory first. Parent folders are created."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates 0600; give the file the permissions a plain open() would.
@@ -70,6 +83,14 @@ def atomic_write(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write(path, data):
+    """Write bytes (or str) to `path` atomically, creating parent folders."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def read_keras(path, what="Keras model"):

@@ -266,19 +266,12 @@ def save_features(path, data, key):
     renamed) under `key`, a JSON-able dict of everything the features depend on."""
     arrays = {f"train{i}": a for i, a in enumerate(data.train)}
     arrays.update({f"val{i}": a for i, a in enumerate(data.val)})
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, key=np.asarray(_settings_key(key)), levels=np.asarray(data.levels),
-                     train_names=np.asarray(data.train_names),
-                     val_names=np.asarray(data.val_names), scales=np.asarray(data.scales),
-                     **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from tfrestore.io import atomic_open
+    with atomic_open(path) as f:   # streamed: the cache can be GBs
+        np.savez(f, key=np.asarray(_settings_key(key)), levels=np.asarray(data.levels),
+                 train_names=np.asarray(data.train_names),
+                 val_names=np.asarray(data.val_names), scales=np.asarray(data.scales),
+                 **arrays)
     return path
 
 

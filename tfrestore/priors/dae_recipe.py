@@ -37,13 +37,12 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
     settings = {k: v for k, v in locals().items() if k not in ("log",) and not callable(v)
                 and not k[0].isupper() and k != "np"}
     settings["steps"] = cap_steps(steps)
-    from tfrestore.io import portable_path
+    from tfrestore.io import portable_path, portable_record
     # Records carry no machine's absolute paths (the same rule as every recorder).
     for key in ("images", "output", "classifier", "checkpoint_dir", "tensorboard_dir", "init"):
-        if isinstance(settings.get(key), str):
-            settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
-    metadata = {"source": settings["images"] if isinstance(settings["images"], str) else
-                ",".join(portable_path(p) for p in images),
+        settings[key] = portable_record(settings.get(key))
+    metadata = {"source": ",".join(portable_record(
+                    images.split(",") if isinstance(images, str) else list(images))),
                 "kind": "dae", "sigma_natural": f"{sigma:g}" if not layer else "",
                 "space": "grey_0_255" if grey else "rgb_0_255"}
     if blind_max > 0:   # trained on every σ in [0, blind_max]: σ is then only nominal

@@ -82,7 +82,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     from tfrestore.data.images import load_images
     from tfrestore.data.patches import feature_maps, prepare_patches
     from tfrestore.io import (cap_steps, environment_info, make_folder, portable_path,
-                              write_json)
+                              portable_record, write_json)
     from tfrestore.priors.layers import PatchPrior
     from tfrestore.priors.training import TrainConfig, train_prior
     from tfrestore.priors.whitening import fit_whitening
@@ -103,8 +103,7 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
     # Records name files as typed, or relative: never this machine's absolute paths.
     for key in ("images", "classifier", "weights", "checkpoint_dir", "log_dir", "output",
                 "figure"):
-        if isinstance(settings[key], str):
-            settings[key] = ",".join(portable_path(p) for p in settings[key].split(","))
+        settings[key] = portable_record(settings[key])
     if checkpoint_dir:
         from tfrestore.runstate import check_settings
         # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap, not a setting.
@@ -117,8 +116,8 @@ def train_patch_prior(images, output, image_size=128, max_images=0, classifier=N
             log(f"--fresh: deleted the earlier run in {checkpoint_dir}")
     loaded = load_images(images, image_size, limit=max_images or None)
     arrays, names = loaded.images, loaded.paths
-    metadata = {"source": settings["images"] if isinstance(settings["images"], str)
-                else ",".join(portable_path(p) for p in images),
+    metadata = {"source": ",".join(portable_record(
+                    images.split(",") if isinstance(images, str) else list(images))),
                 "image_size": str(image_size), "space": "rgb_0_255"}
     if classifier:
         from tfrestore.classifiers import load_classifier
