@@ -37,18 +37,9 @@ flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells 
 flags.DEFINE_string("baseline", None, "Method the others are compared with, paired per image "
                     "(mean difference, 95% bootstrap interval, wins, Wilcoxon p); default: "
                     "the config's first method.")
-flags.DEFINE_string("shard", None, "I/N: run only every N-th cell (layer, method), from "
-                    "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
-                    "folder run I = 0..N-1. The last shard to finish (or a rerun without "
-                    "--shard, which computes nothing new) writes the merged .json/.md/.png.")
-flags.DEFINE_string("work_dir", None, "Per-cell checkpoints and curves of the cells being "
-                    "run (default: OUTPUT_cells/): an interrupted cell resumes from its last "
-                    "checkpoint (same settings only); a finished cell's folder is removed.")
-flags.DEFINE_integer("curve_every", 50, "Record each cell's curve (feature error, SSIM "
-                     "per image against step and seconds) every this many steps.")
+cli.define_cell_run_flags()
 flags.DEFINE_integer("figure_images", 3, "Reconstructions of the first this many images are "
                      "kept; OUTPUT.png shows the first, OUTPUT_fig2.png ... the others.")
-flags.DEFINE_bool("verbose", False, "Print each cell's progress (loss terms, time left).")
 flags.mark_flags_as_required(["config", "images", "output"])
 FLAGS = flags.FLAGS
 
@@ -105,9 +96,8 @@ def main(argv):
                                  FLAGS.output + ".json", steps=FLAGS.steps,
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,
                                  log=lambda s: print(s, flush=True), shard=shard,
-                                 work_dir=FLAGS.work_dir or FLAGS.output + "_cells",
-                                 curve_every=FLAGS.curve_every, verbose=FLAGS.verbose,
-                                 keep_examples=FLAGS.figure_images)
+                                 keep_examples=FLAGS.figure_images,
+                                 **cli.cell_run_options(FLAGS.output))
         missing = missing_cells(results, layers, methods)
         if shard and missing:
             print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not "
@@ -115,9 +105,7 @@ def main(argv):
                   f"without --shard once all are done).", flush=True)
             return
     names = [m.name for m in methods]
-    cmd = cli.command_line().replace(" --render_only", "")
-    if FLAGS.shard:
-        cmd = cmd.replace(f" --shard={FLAGS.shard}", "").replace(f" --shard {FLAGS.shard}", "")
+    cmd = cli.without_shard(cli.command_line()).replace(" --render_only", "")
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.describe()['weights']})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "

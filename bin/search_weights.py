@@ -39,10 +39,7 @@ flags.DEFINE_string("perceptual_network", "none", "Needed only for --metric=perc
 flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).")
 flags.DEFINE_integer("seed", 0, "Seed of noise starts, jitter and random draws.")
 flags.DEFINE_string("output", None, "Output prefix (.json, .md).")
-flags.DEFINE_string("shard", None, "I/N: run only every N-th (layer, weights) cell, from "
-                    "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
-                    "folder run I = 0..N-1. The last shard to finish (or a rerun without "
-                    "--shard, which computes nothing new) writes the ranking.")
+cli.define_cell_run_flags()
 flags.mark_flags_as_required(["layer", "images", "prior", "output"])
 FLAGS = flags.FLAGS
 
@@ -127,7 +124,8 @@ def main(argv):
     results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
                              FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
                              perceptual=perceptual, settings=settings,
-                             log=lambda s: print(s, flush=True), shard=shard)
+                             log=lambda s: print(s, flush=True), shard=shard,
+                             **cli.cell_run_options(FLAGS.output))
     missing = missing_cells(results, FLAGS.layer, methods)
     if shard and missing:
         print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not written "
@@ -135,24 +133,37 @@ def main(argv):
               f"rerun without --shard once all are done).", flush=True)
         return
     lower = FLAGS.metric in ("feature_error", "mse", "perceptual")
-    score = {m.name: float(np.mean([np.mean(results["cells"][f"{l} | {m.name}"]["per_image"]
-                                            [FLAGS.metric]) for l in FLAGS.layer]))
+    per_layer = {l: {m.name: float(np.mean(results["cells"][f"{l} | {m.name}"]["per_image"]
+                                           [FLAGS.metric])) for m in methods}
+                 for l in FLAGS.layer}
+    score = {m.name: float(np.mean([per_layer[l][m.name] for l in FLAGS.layer]))
              for m in methods}
-    ranked = sorted(score, key=lambda n: score[n], reverse=not lower)
-    cmd = cli.command_line()
-    if FLAGS.shard:
-        cmd = cmd.replace(f" --shard={FLAGS.shard}", "").replace(f" --shard {FLAGS.shard}", "")
+
+    def best_first(scores):
+        return sorted(scores, key=lambda n: scores[n], reverse=not lower)
+    ranked = best_first(score)
+    best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer}
+    cmd = cli.without_shard(cli.command_line())
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
              f"{', '.join(FLAGS.fixed_prior) or 'none'}. "
              f"{len(loaded)} development images. Ranked by {FLAGS.metric} "
-             f"({'lower' if lower else 'higher'} is better), mean over images and layers.\n",
-             f"| rank | weights | {FLAGS.metric} |", "|---|---|---|"]
-    lines += [f"| {i + 1} | {n} | {score[n]:.4g} |" for i, n in enumerate(ranked)]
+             f"({'lower' if lower else 'higher'} is better), mean over images; per layer, "
+             f"and over layers (rank).\n",
+             f"| rank | weights | {' | '.join(FLAGS.layer)} | mean |",
+             "|---|---|" + "---|" * (len(FLAGS.layer) + 1)]
+    for i, n in enumerate(ranked):
+        cells = [f"**{per_layer[l][n]:.4g}**" if best_per_layer[l] == n
+                 else f"{per_layer[l][n]:.4g}" for l in FLAGS.layer]
+        lines.append(f"| {i + 1} | {n} | {' | '.join(cells)} | {score[n]:.4g} |")
+    lines.append("\nBest per layer: " + "; ".join(f"{l}: {best_per_layer[l]}"
+                                                  for l in FLAGS.layer) + ".")
     md = "\n".join(lines) + "\n\nAll metrics:\n" + markdown_table(results, FLAGS.layer, ranked)
     atomic_write(FLAGS.output + ".md", md)
-    write_json(FLAGS.output + "_ranking.json", {"metric": FLAGS.metric, "ranking": [
-        {"weights": n, FLAGS.metric: score[n]} for n in ranked], "best": ranked[0]})
+    write_json(FLAGS.output + "_ranking.json", {
+        "metric": FLAGS.metric, "ranking": [{"weights": n, FLAGS.metric: score[n]}
+                                            for n in ranked],
+        "best": ranked[0], "per_layer": per_layer, "best_per_layer": best_per_layer})
     print(md)
 
 

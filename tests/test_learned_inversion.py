@@ -213,15 +213,24 @@ def test_search_and_compare_binaries(tmp_path, priors):
     out = str(tmp_path / "search")
     res = subprocess.run(
         [sys.executable, os.path.join(REPO, "bin", "search_weights.py"),
-         f"--classifier={clf_path}", "--layer=c2", "--images=chelsea,coffee", "--limit=2",
+         f"--classifier={clf_path}", "--layer=c1,c2", "--images=chelsea,coffee", "--limit=2",
          f"--prior={priors[0]}@image", "--grid=1e-4,1e-2", "--set=tv_weight=0",
-         "--metric=psnr", f"--output={out}"],
+         "--metric=psnr", f"--output={out}", "--curve_every=1"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     ranking = json.load(open(out + "_ranking.json"))
     assert {r["weights"] for r in ranking["ranking"]} == {"w=0", "w=0.0001", "w=0.01"}
     scores = [r["psnr"] for r in ranking["ranking"]]
     assert scores == sorted(scores, reverse=True)
+    # Per layer: each layer's best is its own highest PSNR, from the cells' per-image values.
+    cells = json.load(open(out + ".json"))["cells"]
+    for layer in ("c1", "c2"):
+        means = {w: float(np.mean(cells[f"{layer} | {w}"]["per_image"]["psnr"]))
+                 for w in ("w=0", "w=0.0001", "w=0.01")}
+        assert ranking["per_layer"][layer] == pytest.approx(means)
+        assert ranking["best_per_layer"][layer] == max(means, key=means.get)
+        assert [p["step"] for p in cells[f"{layer} | w=0.01"]["curve"]][-1] == 3
+    assert not os.path.exists(out + "_cells")   # finished cells' checkpoints are removed
 
     config = {"classifier": clf_path, "layers": ["c1", "c2"],
               "methods": {"mv2016": {}, "learned": {"priors": {"*": [f"{priors[0]}@image:1e-3"]}}}}

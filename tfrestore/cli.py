@@ -268,6 +268,40 @@ def strategy_from_flags():
                          tpu=f.tpu or os.environ.get("TPU_NAME"))
 
 
+# --- The flag group of the cell-by-cell studies (bin/compare.py, bin/search_weights.py) ---
+
+def define_cell_run_flags():
+    """--shard, --work_dir, --curve_every, --verbose: how the cells of a comparison or a
+    weight search are run (split over machines, checkpointed, their curves recorded)."""
+    flags.DEFINE_string("shard", None, "I/N: run only every N-th cell (layer, method), from "
+                        "cell I, into OUTPUT.shard-I-of-N.json; N machines sharing the output "
+                        "folder run I = 0..N-1. The last shard to finish (or a rerun without "
+                        "--shard, which computes nothing new) writes the merged outputs.")
+    flags.DEFINE_string("work_dir", None, "Per-cell checkpoints and curves of the cells being "
+                        "run (default: OUTPUT_cells/): an interrupted cell resumes from its "
+                        "last checkpoint (same settings only); a finished cell's folder is "
+                        "removed.")
+    flags.DEFINE_integer("curve_every", 50, "Record each cell's curve (feature error, SSIM "
+                         "per image against step and seconds) every this many steps.")
+    flags.DEFINE_bool("verbose", False, "Print each cell's progress (loss terms, time left).")
+
+
+def cell_run_options(output):
+    """run_comparison's keyword arguments from the cell-run flags, for outputs at `output`."""
+    f = flags.FLAGS
+    return {"work_dir": f.work_dir or output + "_cells", "curve_every": f.curve_every,
+            "verbose": f.verbose}
+
+
+def without_shard(command):
+    """`command` (cli.command_line()) without its --shard flag: the command that renders
+    the merged outputs."""
+    shard = flags.FLAGS.shard
+    if not shard:
+        return command
+    return command.replace(f" --shard={shard}", "").replace(f" --shard {shard}", "")
+
+
 # --- The flag group of every image optimisation binary (invert, actmax, caricature) -------
 
 # Fields of InversionSettings each binary defines itself (its own defaults and help).

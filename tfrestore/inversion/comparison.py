@@ -208,6 +208,8 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             save(results, examples)
             if cell_dir:
                 shutil.rmtree(cell_dir, ignore_errors=True)
+    if work_dir and os.path.isdir(work_dir) and not os.listdir(work_dir):
+        os.rmdir(work_dir)   # every cell stored: no empty folder left beside the outputs
     if own != results_path:
         # Other shards may have finished meanwhile: the whole table so far.
         results, examples, _ = load_results(results_path, settings, wanted, log=lambda s: None)
