@@ -91,6 +91,19 @@ def _info(runs, name):
         return json.load(f)
 
 
+def _progress(runs, name):
+    """'not started', or the last step and best validation loss of a run in progress."""
+    path = os.path.join(runs, name, "ckpt", "history.json")
+    if not os.path.exists(path):
+        return "not started"
+    with open(path) as f:
+        history = json.load(f)
+    val = [r["val_total"] for r in history if "val_total" in r]
+    step = history[-1]["step"] if history else 0
+    return (f"in progress or interrupted at step {step}"
+            + (f", best validation loss {min(val):.4g}" if val else ""))
+
+
 def _selected():
     if not FLAGS.only:
         return JOBS
@@ -124,9 +137,13 @@ def main(argv):
     if FLAGS.action == "list":
         for job in JOBS:
             info = _info(FLAGS.runs, job["name"])
-            state = ("not started" if info is None else
-                     f"{'converged' if info['converged'] else 'running/unconverged'} "
-                     f"step {info['steps_done']}")
+            if info is not None:
+                state = (f"{'converged' if info['converged'] else 'stopped unconverged'} "
+                         f"at step {info['steps_done']}")
+            else:
+                # train_info.json is written at the end; a run in progress (or interrupted)
+                # has only its checkpoint's history.
+                state = _progress(FLAGS.runs, job["name"])
             print(f"{job['name']}: {state}\n  " + " ".join(command(job, FLAGS.runs)))
     elif FLAGS.action == "train":
         train(FLAGS.runs)
