@@ -147,6 +147,12 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
                            log=lambda s: None)
     assert third["cells"]["c1 | mv2016"]["spec"]["overrides"] == {"tv_weight": 0.5}
     assert third["cells"]["c1 | learned"] == cells["c1 | learned"]
+    # A method's own step budget wins over the study's (the fast preset keeps its 350).
+    budget = Method(name="fixed budget", overrides={"steps": 3})
+    own = run_comparison(clf, ["c1"], [budget], images, ["a", "b"],
+                         str(tmp_path / "budget.json"), steps=5, log=lambda s: None)
+    record = own["cells"]["c1 | fixed budget"]["record"]
+    assert record["steps_run"] == 3 and record["settings"]["steps"] == 3
     with pytest.raises(ValueError, match="unknown key"):
         methods_from_config({"x": {"prior": []}})
 
@@ -168,7 +174,7 @@ def test_comparison_cells_record_curves_and_resume_inside_a_cell(tmp_path, image
     # the curve's last point is the cell's final reconstruction, scored the same way
     np.testing.assert_allclose(cell["curve"][-1]["feature_error"],
                                cell["per_image"]["feature_error"], rtol=1e-4)
-    assert not os.listdir(str(tmp_path / "w1"))   # finished cells leave no checkpoint
+    assert not os.path.exists(str(tmp_path / "w1"))   # finished cells leave no checkpoint
 
     original = E.CurveRecorder.on_step_end
 

@@ -45,9 +45,14 @@ class Method:
     def prior_specs(self, layer):
         return list(self.priors.get(layer, self.priors.get("*", [])))
 
+    def steps_for(self, steps):
+        """The method's own "steps" override wins over the study's --steps: a fixed-budget
+        method (the fast preset at 350) keeps its budget in a 3500-step study."""
+        return int(self.overrides["steps"]) if "steps" in self.overrides else steps
+
     def settings(self, classifier, layer, steps=None, seed=0):
-        return get_settings(self.preset, classifier, layer, steps=steps, seed=seed,
-                            **self.overrides)
+        return get_settings(self.preset, classifier, layer,
+                            **dict(self.overrides, steps=self.steps_for(steps), seed=seed))
 
     def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False,
                     **run_options):
@@ -56,6 +61,7 @@ class Method:
         if self.priors and layer not in self.priors and "*" not in self.priors:
             # Not the baseline under another name: this method has no prior for the layer.
             raise MethodUnavailable(f"Method '{self.name}' has no prior for '{layer}'.")
+        steps = self.steps_for(steps)
         settings = self.settings(classifier, layer, steps, seed)
         terms = prior_terms(classifier, self.prior_specs(layer))
         record = {"method": self.name, "settings": settings.as_dict(),
