@@ -1,0 +1,87 @@
+"""The study's report tools in bench/: the rerun check (reproducibility of cells rerun from
+scratch) and the thesis's AlexNet table, on comparison JSONs made here."""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+LAYERS = ["conv1/lin", "conv2/lin", "conv3/lin", "conv4/lin", "conv5/lin"]
+
+
+def _study():
+    rng = np.random.default_rng(0)
+    cells = {}
+    for i, layer in enumerate(LAYERS):
+        for method in ("M&V 2016", "+ image FoE"):
+            cells[f"{layer} | {method}"] = {
+                "layer": layer, "method": method, "spec": {"preset": "mv2016"},
+                "seconds": 10.0, "record": {"steps_run": 3500, "converged": i < 2},
+                "per_image": {"ssim": rng.uniform(0, 1, 3).tolist(),
+                              "mse": rng.uniform(500, 3000, 3).tolist(),
+                              "feature_error": rng.uniform(0, 0.3, 3).tolist()}}
+    return {"settings": {"classifier": {"classifier": "alexnet", "weights": "random seed=0"},
+                         "steps": 3500, "seed": 0, "images": ["a", "b", "c"]},
+            "cells": cells}
+
+
+def _run(script, args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "bench", script)] + args,
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_rerun_check_finds_equal_and_changed_cells():
+    import rerun_check
+    study = _study()
+    rerun = {"settings": study["settings"],
+             "cells": {k: copy.deepcopy(study["cells"][k])
+                       for k in ("conv1/lin | M&V 2016", "conv5/lin | + image FoE")}}
+    rows = rerun_check.check(study, rerun, atol=1e-6)
+    assert {r[0] for r in rows} == {"conv1/lin | M&V 2016", "conv5/lin | + image FoE"}
+    assert all(r[6] and r[5] == 0 for r in rows)
+    rerun["cells"]["conv5/lin | + image FoE"]["per_image"]["ssim"][1] += 1e-3
+    rows = rerun_check.check(study, rerun, atol=1e-6)
+    bad = [(r[0], r[2]) for r in rows if not r[6]]
+    assert bad == [("conv5/lin | + image FoE", "ssim")]
+    assert max(r[5] for r in rows) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="steps"):
+        rerun_check.check(study, dict(rerun, settings=dict(study["settings"], steps=50)), 1e-6)
+    with pytest.raises(ValueError, match="no cell"):
+        rerun_check.check(study, {"settings": study["settings"], "cells": {}}, 1e-6)
+
+
+def test_rerun_check_binary(tmp_path):
+    study = _study()
+    a, b = tmp_path / "study.json", tmp_path / "rerun.json"
+    a.write_text(json.dumps(study))
+    b.write_text(json.dumps({"settings": study["settings"],
+                             "cells": {"conv2/lin | M&V 2016":
+                                       study["cells"]["conv2/lin | M&V 2016"]}}))
+    res = _run("rerun_check.py", [f"--study={a}", f"--rerun={b}",
+                                  f"--output={tmp_path / 'r.md'}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "1 of 1 cells reproduced exactly" in (tmp_path / "r.md").read_text()
+    res = _run("rerun_check.py", [f"--study={a}", f"--rerun={tmp_path / 'none.json'}"])
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_thesis_alexnet_table(tmp_path):
+    study = _study()
+    path = tmp_path / "alexnet.json"
+    path.write_text(json.dumps(study))
+    out = tmp_path / "table.md"
+    res = _run("thesis_alexnet_table.py", [f"--results={path}", f"--output={out}",
+                                           "--foe=+ image FoE"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = out.read_text()
+    # Our cells' means, the thesis's figures beside them, and – for the missing inverter.
+    mse_conv3 = np.mean(study["cells"]["conv3/lin | M&V 2016"]["per_image"]["mse"])
+    assert f"{mse_conv3:.0f}" in md
+    assert "| 869 |" in md and "| 0.22 |" in md   # thesis M&V 2016 conv1 MSE, conv5 NMSE
+    assert "–" in md and "†" in md          # no inverter cells; unconverged conv3-conv5
