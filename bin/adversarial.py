@@ -93,7 +93,7 @@ def main(argv):
 
     from tfrestore.data import load_images
     from tfrestore.inversion.learned import describe_specs, prior_terms
-    from tfrestore.io import atomic_write, environment_info, write_json
+    from tfrestore.io import atomic_write, environment_info, portable_record, write_json
     from tfrestore.uses import adversarial as A
     from tfrestore.uses.targets import logits_layer
     from tfrestore.uses.tflite_check import interpreter_scores, tflite_file
@@ -185,12 +185,13 @@ def main(argv):
               ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())]
     atomic_write(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
     write_json(os.path.join(out, "metrics.json"), {
-        "accuracy": acc, "seconds": seconds, "images": loaded.paths, "labels": labels,
+        "accuracy": acc, "seconds": seconds, "images": portable_record(loaded.paths), "labels": labels,
         "settings": dict({k: getattr(FLAGS, k) for k in (
             "attack", "norm", "eps", "step_size", "iters", "random_start", "seed",
             "defences", "restore_sigma", "restore_tv_weight", "prior", "prior_crop",
             "restore_steps", "restore_lr", "invert_layer", "invert_steps", "jpeg_quality",
-            "median_size", "labels_from", "images", "limit")}, tflite=lite,
+            "median_size", "labels_from", "images", "limit")},
+            tflite=lite and os.path.basename(lite),
             priors=describe_specs(terms), command=cli.command_line(), **clf.describe(),
             environment=environment_info())})
     print("\n".join(lines[-len(sets) - 4:]))

@@ -84,4 +84,5 @@ def prior_terms(classifier, specs):
 
 
 def describe_specs(terms):
-    return [dict(t.describe(), path=getattr(t, "path", None)) for t in terms]
+    from tfrestore.io import portable_path
+    return [dict(t.describe(), path=portable_path(getattr(t, "path", None))) for t in terms]
