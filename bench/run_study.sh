@@ -1,0 +1,85 @@
+#!/bin/bash
+# The converged study, stage by stage, in the order it is run (README: "The converged
+# study"). Every command resumes where it stopped (finished cells are kept in the output
+# JSON, a running cell resumes from its checkpoint in --work_dir), so a stage can be
+# interrupted and rerun at will, a few hours at a time, in the background:
+#
+#   nohup nice -n 10 bash bench/run_study.sh RUNS_DIR STAGE [STAGE ...] &
+#
+# RUNS_DIR holds the outputs and per-cell checkpoints (several GB are not needed: only the
+# running cells' checkpoints). Stages:
+#   mnv2_mv       M&V 2016 at three MobileNetV2 depths (the baseline of every table)
+#   mnv2_mv_rest  M&V 2016 at the other two
+#   dae_search    DAE prior weights at convergence on 4 development images (image DAE at
+#                 three depths, feature-map DAEs at the depths above their layers)
+#   patch_search  image FoE / ICA and feature-map FoE weights, likewise
+#   mnv2_fast     the fast preset at its own 350-step budget
+#   mnv2_priors   every prior method (after copying the searched weights into the config)
+#   alexnet       random-weight AlexNet conv1-conv5, every method
+#   render        the tables and figures into RUNS_DIR (copy them to results/study/)
+# The tables are rendered from whatever cells exist with `render`.
+set -e
+RUNS=${1:?usage: bench/run_study.sh RUNS_DIR STAGE [STAGE ...]}; shift
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's tfrestore
+mkdir -p "$RUNS/study" "$RUNS/search"
+MNV2=(python bin/compare.py --config=results/study/mobilenet_v2_config.json
+      --images=results/splits/test.txt --limit=20 --steps=3500 --verbose "--baseline=M&V 2016"
+      --output="$RUNS/study/mobilenet_v2" --work_dir="$RUNS/study/cells")
+ALEX=(python bin/compare.py --config=results/study/alexnet_random_config.json
+      --images=results/splits/test.txt --limit=20 --steps=3500 --verbose "--baseline=M&V 2016"
+      --output="$RUNS/study/alexnet_random" --work_dir="$RUNS/study/cells_alexnet")
+SEARCH=(python bin/search_weights.py --images=results/splits/dev.txt --limit=4 --steps=3500
+        --metric=ssim --verbose --set=converge_rtol=0.001 --set=converge_window=100
+        --set=prior_start=0.25)
+MNV2_SEARCH=("${SEARCH[@]}" --classifier=mobilenet_v2_tflite)
+ALEX_SEARCH=("${SEARCH[@]}" --classifier=alexnet --weights=random --weights_seed=0)
+search() {   # search NAME ARGS...: one resumable search into $RUNS/search/NAME
+  local name=$1; shift
+  "$@" --output="$RUNS/search/$name" --work_dir="$RUNS/search/cells_$name"
+}
+for stage in "$@"; do
+  case $stage in
+    mnv2_mv)
+      "${MNV2[@]}" "--methods=M&V 2016" \
+        --layers=expanded_conv_3_add,expanded_conv_5_add,expanded_conv_12_add ;;
+    mnv2_mv_rest)
+      "${MNV2[@]}" "--methods=M&V 2016" --layers=expanded_conv_8_add,Conv2d_0_0 ;;
+    dae_search)
+      search mnv2_dae_image "${MNV2_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 --set=prior_crop=0.5 \
+        --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
+        --prior=checkpoints/dae_rgb_imagenet.keras@image
+      # (the no-prior baseline of these layers is in mnv2_dae_image's w=0 cells)
+      search mnv2_dae_fmap_ec5 "${MNV2_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 \
+        --include_zero=false --layer=expanded_conv_5_add \
+        --prior=checkpoints/fmap/dae_mnv2_expanded_conv_3_add.keras@expanded_conv_3_add
+      search mnv2_dae_fmap_ec5prior "${MNV2_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 \
+        --include_zero=false --layer=expanded_conv_12_add,expanded_conv_8_add \
+        --prior=checkpoints/fmap/dae_mnv2_expanded_conv_5_add.keras@expanded_conv_5_add ;;
+    patch_search)
+      search mnv2_foe_image "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
+        --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
+        --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_ica_image "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
+        --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
+        --prior=checkpoints/ica_8x8x3_512.keras@image
+      search alexnet_foe_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
+        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/foe_8x8x3_512.keras@image ;;
+    mnv2_fast)
+      "${MNV2[@]}" --methods=fast ;;
+    mnv2_priors)
+      "${MNV2[@]}" "--methods=+ image DAE,+ feature-map DAE" \
+        --layers=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add,expanded_conv_8_add
+      "${MNV2[@]}" ;;
+    alexnet)
+      "${ALEX[@]}" "--methods=M&V 2016,fast"
+      "${ALEX[@]}" ;;
+    render)
+      "${MNV2[@]}" --render_only
+      [ -f "$RUNS/study/alexnet_random.json" ] && "${ALEX[@]}" --render_only
+      [ -f "$RUNS/study/alexnet_random.json" ] && python bench/thesis_alexnet_table.py \
+        --results="$RUNS/study/alexnet_random.json" --output="$RUNS/study/alexnet_thesis_table.md"
+      true ;;
+    *) echo "bench/run_study.sh: unknown stage '$stage' (see the list at the top)" >&2; exit 2 ;;
+  esac
+done
