@@ -34,6 +34,8 @@ flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual sco
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
 flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
                   "OUTPUT.json (missing cells show as -).")
+flags.DEFINE_bool("status", False, "Only print where the study stands, cell by cell (done "
+                  "with steps and ✓/†, in progress at step N, pending); computes nothing.")
 flags.DEFINE_string("baseline", None, "Method the others are compared with, paired per image "
                     "(mean difference, 95% bootstrap interval, wins, Wilcoxon p); default: "
                     "the config's first method.")
@@ -79,6 +81,16 @@ def main(argv):
     # Methods are recorded per cell: editing one method reruns only its cells.
     settings = {"classifier": clf.describe(), "layers_config": config["layers"],
                 "perceptual_network": perceptual_name}
+    if FLAGS.status:
+        from tfrestore.inversion.comparison import status_table
+        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
+                    images=[portable_path(p) for p in loaded.paths])
+        results, _, files = load_results(FLAGS.output + ".json", full, log=lambda s: None)
+        print(f"{FLAGS.output}.json{' and shards' if len(files) > 1 else ''}: "
+              f"{clf.name}, {len(loaded)} images, --steps={FLAGS.steps}\n")
+        print(status_table(results, layers, methods, cli.cell_run_options(FLAGS.output)
+                           ["work_dir"]))
+        return
     if FLAGS.render_only:
         # The cells of OUTPUT.json and of every shard's file (same settings).
         full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,

@@ -284,3 +284,23 @@ def test_random_crop_estimates_the_whole_energy(priors):
     np.testing.assert_allclose(np.mean(draws), full, rtol=0.05)
     with pytest.raises(ValueError, match="fraction"):
         PriorTerm(prior, crop=1.5)
+
+
+def test_status_table_tells_done_running_pending(tmp_path, priors, images):
+    from tfrestore.inversion.comparison import _slug, status_table
+    clf = tiny_classifier()
+    methods = methods_from_config({"mv2016": {}, "fmap": {"priors": {"c2": [f"{priors[1]}@c1:1e-3"]}}})
+    path = str(tmp_path / "s.json")
+    results = run_comparison(clf, ["c1"], methods[:1], images, ["a", "b"], path, steps=3,
+                             log=lambda s: None)
+    work = tmp_path / "cells"
+    (work / _slug("c2 | mv2016")).mkdir(parents=True)
+    (work / _slug("c2 | mv2016") / "curve.json").write_text('[{"step": 7, "seconds": 12.5}]')
+    table = status_table(results, ["c1", "c2"], methods, str(work))
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:4]}
+    assert "| 3, " in rows["mv2016"] and "running: step 7, 12 s" in rows["mv2016"]
+    assert "n/a" in rows["fmap"].split(" | ")[1] and "pending" in rows["fmap"].split(" | ")[2]
+    assert "1 done, 1 in progress, 1 pending, 1 skipped (of 4 cells)" in table
+    # a changed method definition is pending again
+    changed = methods_from_config({"mv2016": {"overrides": {"tv_weight": 0.5}}})
+    assert "pending" in status_table(results, ["c1"], changed).splitlines()[2]

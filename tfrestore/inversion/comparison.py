@@ -104,6 +104,47 @@ def _slug(key):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
 
 
+def status_table(results, layers, methods, work_dir=None):
+    """Where a long study stands, cell by cell: done (steps, ✓ converged / † cap, seconds),
+    skipped (why), in progress (the last step its curve recorded in `work_dir`, and its
+    seconds so far), or pending; a changed method definition counts as pending."""
+    counts = {"done": 0, "in progress": 0, "pending": 0, "skipped": 0}
+    out = ["| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    for method in methods:
+        spec = json.loads(json.dumps(dataclasses.asdict(method)))
+        row = []
+        for layer in layers:
+            key = _cell_key(layer, method.name)
+            cell = results["cells"].get(key, {})
+            curve = os.path.join(work_dir, _slug(key), "curve.json") if work_dir else None
+            if (method.priors and layer not in method.priors and "*" not in method.priors) \
+                    or (method.uses_network and layer not in method.inverter):
+                counts["skipped"] += 1
+                row.append("n/a (nothing for this layer)")
+            elif cell.get("spec") == spec and "skipped" in cell:
+                counts["skipped"] += 1
+                row.append("skipped")
+            elif cell.get("spec") == spec:
+                counts["done"] += 1
+                rec = cell.get("record", {})
+                mark = {True: " ✓", False: " †"}.get(rec.get("converged"), "")
+                steps = rec.get("steps_run")
+                row.append(f"{'network' if steps is None else steps}{mark}, "
+                           f"{cell.get('seconds', 0):.0f} s")
+            elif curve and os.path.exists(curve):
+                counts["in progress"] += 1
+                with open(curve) as f:
+                    points = json.load(f)
+                last = points[-1] if points else {"step": 0, "seconds": 0}
+                row.append(f"running: step {last['step']}, {last['seconds']:.0f} s")
+            else:
+                counts["pending"] += 1
+                row.append("pending")
+        out.append(f"| {method.name} | " + " | ".join(row) + " |")
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return "\n".join(out) + f"\n\n{summary} (of {sum(counts.values())} cells).\n"
+
+
 def curve_evaluator(classifier, images, layer):
     """rec [N, H, W, 3] -> {"feature_error", "ssim"} per image, for a cell's curve (the
     target features are computed once)."""
