@@ -36,7 +36,8 @@ flags.DEFINE_float("range_weight", None, "Weight of the range prior (preimage de
                    "preset's; prior mode 0).")
 flags.DEFINE_multi_string("prior", [], "Learned prior PATH[@LAYER][:WEIGHT], repeatable "
                           "(several layers with weights: seed section 5.2).")
-flags.DEFINE_integer("size", 32, "prior mode: image size of the chains.")
+flags.DEFINE_integer("input_size", 32, "prior mode: image size of the chains.")
+flags.DEFINE_alias("size", "input_size")   # the flag's earlier name
 flags.DEFINE_integer("n_samples", 4, "Chains (per image in preimage mode).")
 flags.DEFINE_integer("steps", 500, "Langevin steps.")
 flags.DEFINE_float("step_size", 0.5, "h: x <- x - h grad E + sqrt(2 h T) xi.")
@@ -76,10 +77,10 @@ def _objective(clf):
                                 range_weight=FLAGS.range_weight or 0.0, feature_weight=0.0,
                                 init_std=FLAGS.init_std)
         objective = build_objective(clf, settings, terms, feature_loss=False)
-        shape = (n, FLAGS.size, FLAGS.size, 3)
+        shape = (n, FLAGS.input_size, FLAGS.input_size, 3)
         init = None
         if FLAGS.init == "image":
-            img = load_images(FLAGS.images, FLAGS.size, limit=1).images
+            img = load_images(FLAGS.images, FLAGS.input_size, limit=1).images
             init = np.repeat(img, n, 0)
         return objective, sampling_settings(settings, FLAGS.step_size, FLAGS.steps), init, \
             shape, None

@@ -48,7 +48,7 @@ def main(argv):
             val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, crop=f.crop,
             lr=f.lr, seed=f.seed, eval_every=f.eval_every, checkpoint_dir=f.checkpoint_dir,
             checkpoint_every=f.checkpoint_every, tensorboard_dir=f.tensorboard_dir,
-            blind_max=f.blind_max, init=f.init, log=logging.info)
+            blind_max=f.blind_max, init=f.init, log=logging.info, fresh=f.fresh)
     return exit_on_user_error(run)(None)
 
 

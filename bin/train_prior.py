@@ -34,7 +34,6 @@ flags.DEFINE_enum("schedule", "thesis", ["thesis", "constant"], "thesis: 1.0 -> 
 flags.DEFINE_float("init_alpha", 0.1, "Initial expert weight.")
 flags.DEFINE_integer("patience", 0, "Early stopping after this many evaluations without "
                      "improvement (0: off).")
-flags.DEFINE_bool("fresh", False, "Delete the run in --checkpoint_dir and start afresh.")
 cli.define_strategy_flags()
 flags.DEFINE_string("figure", None, "Filter figure PNG (default: next to --output).")
 FLAGS = flags.FLAGS

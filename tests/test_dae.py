@@ -182,6 +182,15 @@ def test_binary_trains_grey_dae_and_reports_bad_input(tmp_path):
     bad = subprocess.run(cmd[:-1] + [f"--output={tmp_path / 'x.h5'}"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "must end in .keras" in bad.stderr
+    # Resuming under another setting is refused, naming it; --fresh starts afresh.
+    other = [a for a in cmd if not a.startswith("--crop")] + ["--crop=12"]
+    refused = subprocess.run(other, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "crop" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    again = subprocess.run(other + ["--fresh"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.load(open(out.replace(".keras", ".json")))["settings"]["crop"] == 12
 
 
 def test_init_fine_tunes_a_saved_dae_blind(tmp_path):

@@ -235,6 +235,7 @@ def define_prior_training_flags(*, input_size, steps, batch_size, lr, eval_every
     flags.DEFINE_integer("eval_every", eval_every, "Validate this often (steps).")
     flags.DEFINE_string("checkpoint_dir", None, "tf.train checkpoints; a rerun with the same "
                         "settings resumes from here (other settings: an error naming them).")
+    flags.DEFINE_bool("fresh", False, "Delete the run in --checkpoint_dir and start afresh.")
     flags.DEFINE_integer("checkpoint_every", checkpoint_every, "Checkpoint every this many "
                          "steps.")
     flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")

@@ -9,13 +9,20 @@ __all__ = ["train_dae_prior", "IMAGE_SCALE"]
 # Images are normalised to [0, 1]: σ_DAE = 25 (0-255) is sigma = 25/255.
 IMAGE_SCALE = 255.0
 
+# Settings that decide a trained DAE: a resumed run must share them (tfrestore.runstate).
+RESULT_SETTINGS = ("images", "image_size", "max_images", "grey", "classifier", "weights",
+                   "weights_seed", "layer", "sigma", "blind_max", "init", "features",
+                   "dilations", "val_fraction", "val_images", "steps", "batch_size", "crop",
+                   "lr", "seed", "eval_every")
+
 
 def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
                     classifier=None, weights="imagenet", weights_seed=0, layer=None,
                     sigma=25.0, features=32, dilations=(1, 2, 3, 4, 3, 2), val_fraction=0.1,
                     val_images=None, steps=4000, batch_size=16, crop=40, lr=1e-3, seed=0,
                     eval_every=250, checkpoint_dir=None, checkpoint_every=250,
-                    tensorboard_dir=None, blind_max=0.0, init=None, log=print):
+                    tensorboard_dir=None, blind_max=0.0, init=None, log=print,
+                    fresh=False):
     """Train and save a DAE prior; returns (dae, record).
 
     `sigma` is in natural units for images (0-255) and in units of each channel's std for
@@ -34,13 +41,20 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         raise ValueError(f"DAE output '{output}' must end in .keras.")
     if sigma <= 0:
         raise ValueError(f"--sigma must be positive, got {sigma}.")
-    settings = {k: v for k, v in locals().items() if k not in ("log",) and not callable(v)
-                and not k[0].isupper() and k != "np"}
+    settings = {k: v for k, v in locals().items() if k not in ("log", "fresh")
+                and not callable(v) and not k[0].isupper() and k != "np"}
+    settings["dilations"] = [int(d) for d in dilations]
     settings["steps"] = cap_steps(steps)
     from tfrestore.io import portable_path, portable_record
     # Records carry no machine's absolute paths (the same rule as every recorder).
     for key in ("images", "output", "classifier", "checkpoint_dir", "tensorboard_dir", "init"):
         settings[key] = portable_record(settings.get(key))
+    if checkpoint_dir:
+        from tfrestore.runstate import check_settings
+        # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap, not a setting.
+        if check_settings(checkpoint_dir, dict({k: settings[k] for k in RESULT_SETTINGS},
+                                               steps=steps), fresh=fresh) == "fresh":
+            log(f"--fresh: deleted the earlier run in {checkpoint_dir}")
     metadata = {"source": ",".join(portable_record(
                     images.split(",") if isinstance(images, str) else list(images))),
                 "kind": "dae", "sigma_natural": f"{sigma:g}" if not layer else "",
@@ -57,7 +71,7 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         clf.resolve(layer)
         loaded = load_images(images, clf.input_size, limit=max_images or None)
         arrays = feature_maps(clf, layer, loaded.images)
-        metadata.update(classifier=clf.name, weights=str(clf.weights), layer=layer,
+        metadata.update(classifier=clf.name, weights=clf.describe()["weights"], layer=layer,
                         space="raw_activations", sigma_normalised=f"{sigma:g}")
     else:
         loaded = load_images(images, image_size, limit=max_images or None)
