@@ -185,3 +185,16 @@ def test_save_validation_curves(tmp_path):
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="val_total"):
         plotting.save_validation_curves(path, {"empty": hist[1:2]})
+
+
+def test_comparison_curves_need_a_curve(tmp_path):
+    from tfrestore.plotting.curves import save_comparison_curves
+    path = str(tmp_path / "c.png")
+    cells = {"l | net": {"seconds": 1.0, "record": {}}}      # a network cell: no curve
+    assert save_comparison_curves(path, {"cells": cells}, ["l"], ["net"]) is None
+    assert not os.path.exists(path)
+    cells["l | opt"] = {"curve": [{"step": 1, "ssim": [0.1], "feature_error": [1.0]},
+                                  {"step": 2, "ssim": [0.2], "feature_error": [0.5]}],
+                        "record": {"converged": True}}
+    assert save_comparison_curves(path, {"cells": cells}, ["l"], ["net", "opt"]) == path
+    assert os.path.getsize(path) > 1000

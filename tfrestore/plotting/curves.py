@@ -131,8 +131,11 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
                                                                          "feature_error")):
     """A comparison's cell curves: rows metrics, columns layers, a line per method (mean
     over images against step; a dot where a cell stopped converged). Cells without a
-    curve (networks, cells run without a work folder) are left out."""
+    curve (networks, cells run without a work folder) are left out; with no curve at all
+    nothing is written (returns None)."""
     cells = results["cells"]
+    if not any(cells.get(f"{l} | {n}", {}).get("curve") for l in layers for n in method_names):
+        return None
     fig, axes = plt.subplots(len(metrics), len(layers), squeeze=False,
                              figsize=(3.2 * len(layers), 2.6 * len(metrics)))
     for j, layer in enumerate(layers):
@@ -163,6 +166,7 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     save_figure(fig, path)
+    return path
 
 
 def save_validation_curves(path, curves, key="val_total", title=None):
