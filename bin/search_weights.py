@@ -40,7 +40,7 @@ flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).
 flags.DEFINE_integer("seed", 0, "Seed of noise starts, jitter and random draws.")
 flags.DEFINE_string("output", None, "Output prefix (.json, .md).")
 cli.define_cell_run_flags()
-flags.mark_flags_as_required(["layer", "images", "prior", "output"])
+flags.mark_flags_as_required(["layer", "images", "output"])   # --prior: checked in main
 FLAGS = flags.FLAGS
 
 
