@@ -75,8 +75,9 @@ def main(argv):
              f"Per-image values compared; same = largest difference ≤ {FLAGS.atol:g}.\n",
              "| cell | steps | metric | study mean | rerun mean | largest difference | same |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {k} | {s} | {m} | {a:.6g} | {b:.6g} | {d:.3g} | {'yes' if ok else 'NO'} |"
-              for k, s, m, a, b, d, ok in rows]
+    # (a cell key "layer | method" holds the table's separator)
+    lines += [f"| {k.replace('|', '·')} | {s} | {m} | {a:.6g} | {b:.6g} | {d:.3g} | "
+              f"{'yes' if ok else 'NO'} |" for k, s, m, a, b, d, ok in rows]
     cells = sorted({r[0] for r in rows})
     same = [c for c in cells if all(r[6] for r in rows if r[0] == c)]
     lines.append(f"\n{len(same)} of {len(cells)} cells reproduced exactly.")
