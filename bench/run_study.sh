@@ -64,7 +64,12 @@ for stage in "$@"; do
         --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
         --prior=checkpoints/ica_8x8x3_512.keras@image
       search alexnet_foe_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
-        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/foe_8x8x3_512.keras@image ;;
+        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/foe_8x8x3_512.keras@image
+      search alexnet_ica_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
+        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/ica_8x8x3_512.keras@image
+      search alexnet_dae_image "${ALEX_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 --include_zero=false \
+        --set=prior_crop=0.5 --layer=conv3/lin,conv1/lin,conv5/lin \
+        --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
     mnv2_fast)
       "${MNV2[@]}" --methods=fast ;;
     mnv2_priors)
