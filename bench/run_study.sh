@@ -12,7 +12,8 @@
 #   mnv2_mv_rest  M&V 2016 at the other two
 #   dae_search    DAE prior weights at convergence on 4 development images (image DAE at
 #                 three depths, feature-map DAEs at the depths above their layers)
-#   patch_search  image FoE / ICA and feature-map FoE weights, likewise
+#   patch_search  image FoE / ICA (and AlexNet's image DAE) weights, likewise
+#   fmap_search   feature-map FoE weights, each depth with the prior of the layer below
 #   mnv2_fast     the fast preset at its own 350-step budget
 #   mnv2_priors   every prior method (after copying the searched weights into the config)
 #   alexnet       random-weight AlexNet conv1-conv5, every method
@@ -70,6 +71,19 @@ for stage in "$@"; do
       search alexnet_dae_image "${ALEX_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 --include_zero=false \
         --set=prior_crop=0.5 --layer=conv3/lin,conv1/lin,conv5/lin \
         --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
+    fmap_search)
+      # each inverted layer with the feature-map FoE of the layer below it
+      for pair in expanded_conv_3_add:Conv2d_0_0 expanded_conv_5_add:expanded_conv_3_add \
+                  expanded_conv_8_add:expanded_conv_5_add expanded_conv_12_add:expanded_conv_8_add; do
+        layer=${pair%%:*}; at=${pair##*:}
+        search "mnv2_foe_fmap_$layer" "${MNV2_SEARCH[@]}" --grid=3e-5,1e-4,3e-4 \
+          --include_zero=false --layer="$layer" --prior="checkpoints/fmap/mnv2_${at}_1024.keras@$at"
+      done
+      for k in 2 3 4 5; do
+        search "alexnet_foe_fmap_conv$k" "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4 \
+          --include_zero=false --layer="conv$k/lin" \
+          --prior="checkpoints/fmap/alexnet_conv$((k - 1))_lin_1024.keras@conv$((k - 1))/lin"
+      done ;;
     mnv2_fast)
       "${MNV2[@]}" --methods=fast ;;
     mnv2_priors)
