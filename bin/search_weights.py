@@ -40,6 +40,8 @@ flags.DEFINE_integer("steps", None, "Optimisation steps (default: the preset's).
 flags.DEFINE_integer("seed", 0, "Seed of noise starts, jitter and random draws.")
 flags.DEFINE_string("output", None, "Output prefix (.json, .md).")
 cli.define_cell_run_flags()
+flags.DEFINE_bool("render_only", False, "Only rank the cells already in OUTPUT.json (and its "
+                  "shard files), e.g. while a long search is still running; computes nothing.")
 flags.mark_flags_as_required(["layer", "images", "output"])   # --prior: checked in main
 FLAGS = flags.FLAGS
 
@@ -83,8 +85,8 @@ def main(argv):
     del argv
     import numpy as np
     from tfrestore.data import load_images
-    from tfrestore.inversion.comparison import (markdown_table, missing_cells, parse_shard,
-                                                run_comparison)
+    from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
+                                                parse_shard, run_comparison)
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
     from tfrestore.priors.layers import load_prior
@@ -121,28 +123,40 @@ def main(argv):
     settings = {"priors": [f"{s.path}@{s.at}" for s in specs], "preset": FLAGS.preset,
                 "fixed_priors": list(FLAGS.fixed_prior),
                 "overrides": overrides, "classifier": clf.describe()}
-    results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
-                             FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
-                             perceptual=perceptual, settings=settings,
-                             log=lambda s: print(s, flush=True), shard=shard,
-                             **cli.cell_run_options(FLAGS.output))
+    if FLAGS.render_only:
+        from tfrestore.io import portable_path
+        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
+                    images=[portable_path(p) for p in loaded.paths])
+        results, _, files = load_results(FLAGS.output + ".json", full, log=lambda s: None)
+        if not files:
+            raise ValueError(f"--render_only: no cells with these settings in "
+                             f"{FLAGS.output}.json or its shard files; run without it first.")
+    else:
+        results = run_comparison(clf, FLAGS.layer, methods, loaded.images, loaded.paths,
+                                 FLAGS.output + ".json", steps=FLAGS.steps, seed=FLAGS.seed,
+                                 perceptual=perceptual, settings=settings,
+                                 log=lambda s: print(s, flush=True), shard=shard,
+                                 **cli.cell_run_options(FLAGS.output))
     missing = missing_cells(results, FLAGS.layer, methods)
-    if shard and missing:
+    if shard and missing and not FLAGS.render_only:
         print(f"Shard {FLAGS.shard} done; {len(missing)} cell(s) of other shards not written "
               f"yet. The last shard to finish writes {FLAGS.output}.md and the ranking (or "
               f"rerun without --shard once all are done).", flush=True)
         return
     lower = FLAGS.metric in ("feature_error", "mse", "perceptual")
+    done = [k for k in (f"{l} | {m.name}" for l in FLAGS.layer for m in methods)
+            if k not in missing]
+    # Only finished cells count (a search still running ranks what it has; --render_only).
     per_layer = {l: {m.name: float(np.mean(results["cells"][f"{l} | {m.name}"]["per_image"]
-                                           [FLAGS.metric])) for m in methods}
-                 for l in FLAGS.layer}
+                                           [FLAGS.metric]))
+                     for m in methods if f"{l} | {m.name}" in done} for l in FLAGS.layer}
     score = {m.name: float(np.mean([per_layer[l][m.name] for l in FLAGS.layer]))
-             for m in methods}
+             for m in methods if all(m.name in per_layer[l] for l in FLAGS.layer)}
 
     def best_first(scores):
         return sorted(scores, key=lambda n: scores[n], reverse=not lower)
-    ranked = best_first(score)
-    best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer}
+    ranked = best_first(score) + [m.name for m in methods if m.name not in score]
+    best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer if per_layer[l]}
     cmd = cli.without_shard(cli.command_line())
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
@@ -153,17 +167,23 @@ def main(argv):
              f"| rank | weights | {' | '.join(FLAGS.layer)} | mean |",
              "|---|---|" + "---|" * (len(FLAGS.layer) + 1)]
     for i, n in enumerate(ranked):
-        cells = [f"**{per_layer[l][n]:.4g}**" if best_per_layer[l] == n
+        cells = ["–" if n not in per_layer[l] else
+                 f"**{per_layer[l][n]:.4g}**" if best_per_layer.get(l) == n
                  else f"{per_layer[l][n]:.4g}" for l in FLAGS.layer]
-        lines.append(f"| {i + 1} | {n} | {' | '.join(cells)} | {score[n]:.4g} |")
+        lines.append(f"| {i + 1 if n in score else '–'} | {n} | {' | '.join(cells)} | "
+                     f"{f'{score[n]:.4g}' if n in score else '–'} |")
     lines.append("\nBest per layer: " + "; ".join(f"{l}: {best_per_layer[l]}"
-                                                  for l in FLAGS.layer) + ".")
+                                                  for l in best_per_layer) + ".")
+    if missing:
+        lines.append(f"\n**Incomplete:** {len(missing)} of {len(FLAGS.layer) * len(methods)} "
+                     f"cells not finished yet ({', '.join(missing)}); – marks them.")
     md = "\n".join(lines) + "\n\nAll metrics:\n" + markdown_table(results, FLAGS.layer, ranked)
     atomic_write(FLAGS.output + ".md", md)
     write_json(FLAGS.output + "_ranking.json", {
         "metric": FLAGS.metric, "ranking": [{"weights": n, FLAGS.metric: score[n]}
-                                            for n in ranked],
-        "best": ranked[0], "per_layer": per_layer, "best_per_layer": best_per_layer})
+                                            for n in ranked if n in score],
+        "best": ranked[0] if score else None, "per_layer": per_layer,
+        "best_per_layer": best_per_layer, "missing": missing})
     print(md)
 
 

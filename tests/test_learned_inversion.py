@@ -237,6 +237,24 @@ def test_search_and_compare_binaries(tmp_path, priors):
         assert ranking["best_per_layer"][layer] == max(means, key=means.get)
         assert [p["step"] for p in cells[f"{layer} | w=0.01"]["curve"]][-1] == 3
     assert not os.path.exists(out + "_cells")   # finished cells' checkpoints are removed
+    # --render_only ranks what a search still running has: drop one cell and re-rank.
+    del cells["c2 | w=0.01"]
+    data = json.load(open(out + ".json"))
+    data["cells"] = cells
+    json.dump(data, open(out + ".json", "w"))
+    res = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "search_weights.py"),
+         f"--classifier={clf_path}", "--layer=c1,c2", "--images=chelsea,coffee", "--limit=2",
+         f"--prior={priors[0]}@image", "--grid=1e-4,1e-2", "--set=tv_weight=0",
+         "--metric=psnr", f"--output={out}", "--render_only"],
+        capture_output=True, text=True, cwd=REPO, env=dict(env, TFRESTORE_MAX_STEPS="0"),
+        timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    partial = json.load(open(out + "_ranking.json"))
+    assert partial["missing"] == ["c2 | w=0.01"]
+    assert {r["weights"] for r in partial["ranking"]} == {"w=0", "w=0.0001"}
+    assert partial["per_layer"]["c1"] == ranking["per_layer"]["c1"]
+    assert "**Incomplete:** 1 of 6 cells" in open(out + ".md").read()
 
     config = {"classifier": clf_path, "layers": ["c1", "c2"],
               "methods": {"mv2016": {}, "learned": {"priors": {"*": [f"{priors[0]}@image:1e-3"]}}}}
