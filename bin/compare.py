@@ -120,7 +120,9 @@ def main(argv):
     cmd = cli.without_shard(cli.command_line()).replace(" --render_only", "")
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.describe()['weights']})\n\n`{cmd}`\n\n"
-          f"{len(loaded)} test images, {FLAGS.steps or 'preset'} optimisation steps, seed "
+          f"{len(loaded)} test images, optimisation steps: "
+          f"{f'at most {FLAGS.steps}' if FLAGS.steps else 'the presets'}"
+          f" (a method's own budget wins; the budget table says what each cell ran), seed "
           f"{FLAGS.seed}; mean ± std over images. Perceptual: {perceptual_name}"
           f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "
           f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names,
