@@ -214,3 +214,15 @@ def test_init_fine_tunes_a_saved_dae_blind(tmp_path):
         train_dae_prior(["camera", "coins", "moon"], str(tmp_path / "rgb.keras"), steps=1,
                         sigma=25, init=str(tmp_path / "start.keras"),
                         **dict(kw, grey=False))
+
+
+def test_a_dae_that_learned_nothing_is_flagged(tmp_path):
+    """lr 0 leaves r(x) ≈ x (the output layer starts near zero): the record says so."""
+    from tfrestore.priors.dae_recipe import train_dae_prior
+    msgs = []
+    _, rec = train_dae_prior(["camera", "coins", "moon"], str(tmp_path / "none.keras"),
+                             image_size=32, grey=True, crop=16, batch_size=2, eval_every=2,
+                             steps=2, lr=0.0, features=4, dilations=(1,), log=msgs.append)
+    assert max(rec["history"]["val_psnr_gain"]) < 0.01
+    assert "learned nothing" in rec["history"]["warning"]
+    assert any(m.startswith("WARNING: the DAE learned nothing") for m in msgs)

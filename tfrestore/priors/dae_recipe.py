@@ -125,6 +125,14 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
     history = train_dae(dae, normalise(train), normalise(val), cfg, log=log, on_export=export)
     if not os.path.exists(output):
         export(dae)
+    gains = history.get("val_psnr_gain") or []
+    if gains and max(gains) < 0.01:
+        # Seen on random-weight AlexNet conv2/conv3 maps: the last hidden layer's ReLUs all
+        # died, so r(x) = x and the prior's gradient is zero. Say so; don't ship it quietly.
+        history["warning"] = (f"the DAE learned nothing: held-out gain {max(gains):.3f} dB "
+                              f"at best (r(x) = x, e.g. dead ReLUs); retrain with a lower "
+                              f"--lr or another --seed")
+        log("WARNING: " + history["warning"])
     write_json(base + ".json", record(history, True))
     log(f"wrote {output} (best validation loss {history['best_val_loss']:.4g}) and {base}.json")
     return dae, record(history, True)
