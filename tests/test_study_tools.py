@@ -85,3 +85,33 @@ def test_thesis_alexnet_table(tmp_path):
     assert f"{mse_conv3:.0f}" in md
     assert "| 869 |" in md and "| 0.22 |" in md   # thesis M&V 2016 conv1 MSE, conv5 NMSE
     assert "–" in md and "†" in md          # no inverter cells; unconverged conv3-conv5
+
+
+def test_fmap_dae_vs_wiener(tmp_path):
+    """An untrained DAE (r ≈ x) gains ~0 dB; per-channel shrinkage gains what the formula
+    says on the same noisy maps."""
+    import keras
+    from tfrestore.priors.dae import DenoisingAutoencoder
+    from tfrestore.priors.recipe import save_prior
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((24, 24, 3))
+    out = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
+    clf_path = str(tmp_path / "tiny.keras")
+    keras.Model(inp, out).save(clf_path)
+    dae = DenoisingAutoencoder(4, 0.5, features=4, dilations=(1,), seed=0)
+    dae.set_statistics([0.0] * 4, [30.0] * 4)
+    dae_path = str(tmp_path / "dae.keras")
+    save_prior(dae, dae_path)
+    out_md = tmp_path / "w.md"
+    res = _run("fmap_dae_vs_wiener.py", [f"--daes={clf_path}:imagenet:c1:{dae_path}",
+                                         "--images=chelsea,coffee", "--limit=2",
+                                         f"--output={out_md}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    row = [l for l in out_md.read_text().splitlines() if l.startswith("| ") and "c1" in l][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    noisy, wiener, dae_mse = float(cells[3]), float(cells[4].split()[0]), float(cells[5].split()[0])
+    assert abs(noisy - 0.25) < 0.01                     # σ = 0.5 noise
+    assert wiener < noisy                               # shrinkage always helps
+    assert abs(dae_mse - noisy) / noisy < 0.05          # r(x) ≈ x: no gain
+    bad = _run("fmap_dae_vs_wiener.py", ["--daes=only:three:parts"])
+    assert bad.returncode == 2 and "NETWORK:WEIGHTS:LAYER" in bad.stderr
