@@ -156,7 +156,9 @@ def main(argv):
     def best_first(scores):
         return sorted(scores, key=lambda n: scores[n], reverse=not lower)
     ranked = best_first(score) + [m.name for m in methods if m.name not in score]
-    best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer if per_layer[l]}
+    # A layer has a best weight only once all its cells are done.
+    best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer
+                      if len(per_layer[l]) == len(methods)}
     cmd = cli.without_shard(cli.command_line())
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
@@ -172,8 +174,8 @@ def main(argv):
                  else f"{per_layer[l][n]:.4g}" for l in FLAGS.layer]
         lines.append(f"| {i + 1 if n in score else '–'} | {n} | {' | '.join(cells)} | "
                      f"{f'{score[n]:.4g}' if n in score else '–'} |")
-    lines.append("\nBest per layer: " + "; ".join(f"{l}: {best_per_layer[l]}"
-                                                  for l in best_per_layer) + ".")
+    lines.append("\nBest per layer: " + "; ".join(
+        f"{l}: {best_per_layer.get(l, 'not all weights run yet')}" for l in FLAGS.layer) + ".")
     if missing:
         lines.append(f"\n**Incomplete:** {len(missing)} of {len(FLAGS.layer) * len(methods)} "
                      f"cells not finished yet ({', '.join(missing)}); – marks them.")

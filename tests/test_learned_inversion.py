@@ -255,6 +255,9 @@ def test_search_and_compare_binaries(tmp_path, priors):
     assert {r["weights"] for r in partial["ranking"]} == {"w=0", "w=0.0001"}
     assert partial["per_layer"]["c1"] == ranking["per_layer"]["c1"]
     assert "**Incomplete:** 1 of 6 cells" in open(out + ".md").read()
+    # c2 lacks a weight: no best is named for it yet; c1 keeps its best.
+    assert partial["best_per_layer"] == {"c1": ranking["best_per_layer"]["c1"]}
+    assert "c2: not all weights run yet" in open(out + ".md").read()
 
     config = {"classifier": clf_path, "layers": ["c1", "c2"],
               "methods": {"mv2016": {}, "learned": {"priors": {"*": [f"{priors[0]}@image:1e-3"]}}}}
