@@ -6,6 +6,7 @@ the largest absolute difference, and the absolute difference is mapped to [0, 1]
 black meaning "no error". Figure order: image | reconstruction | colour diff | abs diff.
 """
 import io
+import textwrap
 
 import matplotlib
 
@@ -157,8 +158,8 @@ def save_reconstruction_grid(path, images, rows, col_titles, diff=False, title=N
                     spine.set_visible(False)
             if i == 0:
                 ax.set_title(str(col_titles[j]), fontsize=9)
-            if j == 0:
-                ax.set_ylabel(rname, fontsize=9)
+            if j == 0:   # long method names wrap instead of running into the next row
+                ax.set_ylabel(textwrap.fill(str(rname), 22), fontsize=9)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
