@@ -52,7 +52,7 @@ def main(argv):
     from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
     from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
-                                                parse_shard, run_comparison)
+                                                parse_shard, run_comparison, wanted_specs)
     from tfrestore.inversion.methods import methods_from_config
     from tfrestore.io import atomic_write, environment_info, portable_path
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
@@ -85,7 +85,8 @@ def main(argv):
         from tfrestore.inversion.comparison import status_table
         full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
                     images=[portable_path(p) for p in loaded.paths])
-        results, _, files = load_results(FLAGS.output + ".json", full, log=lambda s: None)
+        results, _, files = load_results(FLAGS.output + ".json", full,
+                                         wanted_specs(layers, methods), log=lambda s: None)
         print(f"{FLAGS.output}.json{' and shards' if len(files) > 1 else ''}: "
               f"{clf.name}, {len(loaded)} images, --steps={FLAGS.steps}\n")
         print(status_table(results, layers, methods, cli.cell_run_options(FLAGS.output)
@@ -95,7 +96,8 @@ def main(argv):
         # The cells of OUTPUT.json and of every shard's file (same settings).
         full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
                     images=[portable_path(p) for p in loaded.paths])
-        results, examples, files = load_results(FLAGS.output + ".json", full)
+        results, examples, files = load_results(FLAGS.output + ".json", full,
+                                                wanted_specs(layers, methods))
         if not files:
             raise ValueError(f"--render_only: no results with these settings in "
                              f"{FLAGS.output}.json or its shard files; run without it first.")

@@ -86,7 +86,7 @@ def main(argv):
     import numpy as np
     from tfrestore.data import load_images
     from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
-                                                parse_shard, run_comparison)
+                                                parse_shard, run_comparison, wanted_specs)
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
     from tfrestore.priors.layers import load_prior
@@ -127,7 +127,8 @@ def main(argv):
         from tfrestore.io import portable_path
         full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
                     images=[portable_path(p) for p in loaded.paths])
-        results, _, files = load_results(FLAGS.output + ".json", full, log=lambda s: None)
+        results, _, files = load_results(FLAGS.output + ".json", full,
+                                         wanted_specs(FLAGS.layer, methods), log=lambda s: None)
         if not files:
             raise ValueError(f"--render_only: no cells with these settings in "
                              f"{FLAGS.output}.json or its shard files; run without it first.")

@@ -55,6 +55,13 @@ def _examples_path(path):
     return os.path.splitext(path)[0] + "_examples.npz"
 
 
+def wanted_specs(layers, methods):
+    """{cell key: method spec} of the (layer, method) cells a run or a render wants: where
+    files hold a cell under several method definitions, the current one wins."""
+    return {_cell_key(l, m.name): json.loads(json.dumps(dataclasses.asdict(m)))
+            for l in layers for m in methods}
+
+
 def load_results(results_path, settings, wanted=None, log=print):
     """(results, examples, files used) merged from `results_path` and its shard files whose
     settings equal `settings`; where files disagree on a cell, the one whose method spec
@@ -187,8 +194,7 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
     from tfrestore.metrics import evaluate_reconstructions
     settings = dict(settings or {}, steps=steps, seed=seed,
                     images=[portable_path(p) for p in paths])
-    wanted = {_cell_key(l, m.name): json.loads(json.dumps(dataclasses.asdict(m)))
-              for l in layers for m in methods}
+    wanted = wanted_specs(layers, methods)
     results, examples, merged = load_results(results_path, settings, wanted, log)
     if results["cells"]:
         log(f"Resuming: {len(results['cells'])} cell(s) already in {', '.join(merged)}")
