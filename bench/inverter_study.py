@@ -176,6 +176,12 @@ def _flag(args, name):
     return next(a.split("=", 1)[1] for a in args if a.startswith(f"--{name}="))
 
 
+def _portable_arg(arg):
+    """The word as recorded: no machine's absolute paths (runs folder, data folder)."""
+    from tfrestore.io import _portable_arg as portable
+    return portable(arg)
+
+
 def _job_state(runs, name, stack_factory):
     """(trained stack with the job's best weights, record) or None when not started."""
     from tfrestore.inverters.training import load_best_weights
@@ -193,7 +199,8 @@ def _job_state(runs, name, stack_factory):
     with open(os.path.join(ckpt, "run_settings.json")) as f:
         settings = json.load(f)
     return stack, {**state, "job": name, "settings": settings, "command": " ".join(
-        ["nice -n 15 python"] + [os.path.relpath(a, REPO) if a.startswith(REPO) else a
+        ["nice -n 15 python"] + [_portable_arg(os.path.relpath(a, REPO)
+                                               if a.startswith(REPO) else a)
                                  for a in command(job, runs)[1:]]),
         "curve": [{k: r[k] for k in ("step", "time_s", "lr", "val_total", "criterion")
                    if k in r} for r in history if "val_total" in r]}
@@ -243,7 +250,7 @@ def publish(runs, ckpt_out, results, include_unconverged):
         rec = {"inverter": name, "classifier": clf.describe(), "levels": stack.levels,
                "mode": mode, "converged": converged, "steps": steps,
                "train_seconds": round(seconds, 1), "eval_seconds": round(eval_s, 1),
-               "held_out_images": val_names,
+               "held_out_images": [os.path.basename(n) for n in val_names],
                "held_out": ev, "valid_from": [stack.levels[s] for s in sources],
                "modules": [{"module": m, **s[1]} for (j, m), s in zip(parts, states)]}
         if ckpt_out:   # (empty: tables and curves only, e.g. a progress report with --all)

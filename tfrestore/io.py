@@ -166,4 +166,12 @@ def environment_info():
     return {"tfrestore": tfrestore.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0], "platform": platform.platform(),
-            "argv": [portable_path(a) for a in sys.argv[:1]] + list(sys.argv[1:])}
+            "argv": [_portable_arg(a) for a in sys.argv]}
+
+
+def _portable_arg(arg):
+    """A command-line word with its path made portable (`PATH`, `--flag=PATH`)."""
+    if arg.startswith("--") and "=" in arg:
+        flag, value = arg.split("=", 1)
+        return f"{flag}={portable_record(value)}"
+    return portable_path(arg)
