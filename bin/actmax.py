@@ -99,7 +99,8 @@ def main(argv):
                                converged=run.result.converged,
                                convergence=run.result.convergence,
                                targets=FLAGS.target, priors=describe_specs(terms),
-                               tflite=lite and os.path.basename(lite), command=cli.command_line(), **clf.describe(),
+                               tflite=lite and os.path.basename(lite),
+                               command=cli.command_line(), **clf.describe(),
                                environment=environment_info()),
               "targets": rows, "summary": summary}
     save_npz(os.path.join(out, "arrays.npz"), images=run.images,

@@ -185,7 +185,8 @@ def main(argv):
               ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())]
     atomic_write(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
     write_json(os.path.join(out, "metrics.json"), {
-        "accuracy": acc, "seconds": seconds, "images": portable_record(loaded.paths), "labels": labels,
+        "accuracy": acc, "seconds": seconds, "images": portable_record(loaded.paths),
+        "labels": labels,
         "settings": dict({k: getattr(FLAGS, k) for k in (
             "attack", "norm", "eps", "step_size", "iters", "random_start", "seed",
             "defences", "restore_sigma", "restore_tv_weight", "prior", "prior_crop",

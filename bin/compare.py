@@ -52,9 +52,10 @@ def main(argv):
     from tfrestore.classifiers import load_classifier
     from tfrestore.data import load_images
     from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
-                                                parse_shard, run_comparison, wanted_specs)
+                                                parse_shard, run_comparison, study_settings,
+                                                wanted_specs)
     from tfrestore.inversion.methods import methods_from_config
-    from tfrestore.io import atomic_write, environment_info, portable_path
+    from tfrestore.io import atomic_write, environment_info
     from tfrestore.metrics import PerceptualUnavailable, make_perceptual
     shard = parse_shard(FLAGS.shard)
     config = _read_config(FLAGS.config)
@@ -81,10 +82,10 @@ def main(argv):
     # Methods are recorded per cell: editing one method reruns only its cells.
     settings = {"classifier": clf.describe(), "layers_config": config["layers"],
                 "perceptual_network": perceptual_name}
+    # The settings the JSON's cells were recorded under (for --status and --render_only).
+    full = study_settings(settings, FLAGS.steps, FLAGS.seed, loaded.paths)
     if FLAGS.status:
         from tfrestore.inversion.comparison import status_table
-        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
-                    images=[portable_path(p) for p in loaded.paths])
         results, _, files = load_results(FLAGS.output + ".json", full,
                                          wanted_specs(layers, methods), log=lambda s: None)
         print(f"{FLAGS.output}.json{' and shards' if len(files) > 1 else ''}: "
@@ -94,8 +95,6 @@ def main(argv):
         return
     if FLAGS.render_only:
         # The cells of OUTPUT.json and of every shard's file (same settings).
-        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
-                    images=[portable_path(p) for p in loaded.paths])
         results, examples, files = load_results(FLAGS.output + ".json", full,
                                                 wanted_specs(layers, methods))
         if not files:

@@ -86,7 +86,8 @@ def main(argv):
     import numpy as np
     from tfrestore.data import load_images
     from tfrestore.inversion.comparison import (load_results, markdown_table, missing_cells,
-                                                parse_shard, run_comparison, wanted_specs)
+                                                parse_shard, run_comparison, study_settings,
+                                                wanted_specs)
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
     from tfrestore.priors.layers import load_prior
@@ -124,9 +125,7 @@ def main(argv):
                 "fixed_priors": list(FLAGS.fixed_prior),
                 "overrides": overrides, "classifier": clf.describe()}
     if FLAGS.render_only:
-        from tfrestore.io import portable_path
-        full = dict(settings, steps=FLAGS.steps, seed=FLAGS.seed,
-                    images=[portable_path(p) for p in loaded.paths])
+        full = study_settings(settings, FLAGS.steps, FLAGS.seed, loaded.paths)
         results, _, files = load_results(FLAGS.output + ".json", full,
                                          wanted_specs(FLAGS.layer, methods), log=lambda s: None)
         if not files:

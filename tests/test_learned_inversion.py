@@ -310,7 +310,8 @@ def test_random_crop_estimates_the_whole_energy(priors):
 def test_status_table_tells_done_running_pending(tmp_path, priors, images):
     from tfrestore.inversion.comparison import _slug, status_table
     clf = tiny_classifier()
-    methods = methods_from_config({"mv2016": {}, "fmap": {"priors": {"c2": [f"{priors[1]}@c1:1e-3"]}}})
+    methods = methods_from_config({"mv2016": {},
+                                   "fmap": {"priors": {"c2": [f"{priors[1]}@c1:1e-3"]}}})
     path = str(tmp_path / "s.json")
     results = run_comparison(clf, ["c1"], methods[:1], images, ["a", "b"], path, steps=3,
                              log=lambda s: None)

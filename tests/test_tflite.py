@@ -205,7 +205,8 @@ def test_layers_addressable(converted):
     sub = clf.submodel("logits", from_layer="block_add")
     assert sub.output_shape == (None, 10)
     assert all("/" not in layer.name for layer in clf.model.layers)
-    assert clf.describe()["weights"] == os.path.basename(path)   # records: the file, not this machine's folders
+    # Records name the file, not this machine's folders.
+    assert clf.describe()["weights"] == os.path.basename(path)
 
 
 def test_labels(converted, tmp_path):

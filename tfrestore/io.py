@@ -13,9 +13,9 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "save_npz", "save_png", "save_keras",
-           "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "portable_record", "atomic_open", "read_keras",
-           "make_folder"]
+__all__ = ["atomic_write", "atomic_open", "write_json", "save_npz", "save_png", "save_keras",
+           "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "portable_record",
+           "read_keras", "make_folder"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
 MAX_STEPS_ENV = "TFRESTORE_MAX_STEPS"

@@ -97,14 +97,16 @@ def load_results(results_path, settings, wanted=None, log=print):
 
 def missing_cells(results, layers, methods):
     """Keys of the (layer, method) cells not yet in `results` with the method's spec."""
-    out = []
-    for layer in layers:
-        for method in methods:
-            key = _cell_key(layer, method.name)
-            spec = json.loads(json.dumps(dataclasses.asdict(method)))
-            if results["cells"].get(key, {}).get("spec") != spec:
-                out.append(key)
-    return out
+    return [key for key, spec in wanted_specs(layers, methods).items()
+            if results["cells"].get(key, {}).get("spec") != spec]
+
+
+def study_settings(settings, steps, seed, paths):
+    """The settings a comparison's results are recorded and matched under: the run's own
+    (classifier, ...) with the step cap, the seed and the images by portable name."""
+    from tfrestore.io import portable_path
+    return dict(settings or {}, steps=steps, seed=seed,
+                images=[portable_path(p) for p in paths])
 
 
 def _slug(key):
@@ -117,15 +119,15 @@ def status_table(results, layers, methods, work_dir=None):
     seconds so far), or pending; a changed method definition counts as pending."""
     counts = {"done": 0, "in progress": 0, "pending": 0, "skipped": 0}
     out = ["| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    specs = wanted_specs(layers, methods)
     for method in methods:
-        spec = json.loads(json.dumps(dataclasses.asdict(method)))
         row = []
         for layer in layers:
             key = _cell_key(layer, method.name)
+            spec = specs[key]
             cell = results["cells"].get(key, {})
             curve = os.path.join(work_dir, _slug(key), "curve.json") if work_dir else None
-            if (method.priors and layer not in method.priors and "*" not in method.priors) \
-                    or (method.uses_network and layer not in method.inverter):
+            if method.unavailable_at(layer):
                 counts["skipped"] += 1
                 row.append("n/a (nothing for this layer)")
             elif cell.get("spec") == spec and "skipped" in cell:
@@ -190,10 +192,9 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
     """
     import shutil
     from tfrestore.inversion.methods import MethodUnavailable
-    from tfrestore.io import portable_path, save_npz
+    from tfrestore.io import save_npz
     from tfrestore.metrics import evaluate_reconstructions
-    settings = dict(settings or {}, steps=steps, seed=seed,
-                    images=[portable_path(p) for p in paths])
+    settings = study_settings(settings, steps, seed, paths)
     wanted = wanted_specs(layers, methods)
     results, examples, merged = load_results(results_path, settings, wanted, log)
     if results["cells"]:

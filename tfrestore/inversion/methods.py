@@ -54,13 +54,22 @@ class Method:
         return get_settings(self.preset, classifier, layer,
                             **dict(self.overrides, steps=self.steps_for(steps), seed=seed))
 
+    def unavailable_at(self, layer):
+        """Why the method has nothing for `layer` (no prior, no inverter), or None. Such a
+        cell is skipped: run anyway it would be the baseline under another name."""
+        if self.priors and layer not in self.priors and "*" not in self.priors:
+            return f"Method '{self.name}' has no prior for '{layer}'."
+        if self.uses_network and layer not in self.inverter:
+            return f"Method '{self.name}' has no inverter for '{layer}'."
+        return None
+
     def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False,
                     **run_options):
         """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict); `run_options`
         (checkpoint_dir, curve, curve_path, ...) go to the optimisation (not the network)."""
-        if self.priors and layer not in self.priors and "*" not in self.priors:
-            # Not the baseline under another name: this method has no prior for the layer.
-            raise MethodUnavailable(f"Method '{self.name}' has no prior for '{layer}'.")
+        why = self.unavailable_at(layer)
+        if why:
+            raise MethodUnavailable(why)
         steps = self.steps_for(steps)
         settings = self.settings(classifier, layer, steps, seed)
         terms = prior_terms(classifier, self.prior_specs(layer))
@@ -69,8 +78,6 @@ class Method:
         kind = "optimisation"
         inverter = None
         if self.uses_network:
-            if layer not in self.inverter:
-                raise MethodUnavailable(f"Method '{self.name}' has no inverter for '{layer}'.")
             kind, inverter = ("hybrid" if self.hybrid else "network"), self.inverter[layer]
             record["inverter"] = inverter
         result = reconstruct(classifier, images, settings, kind, inverter=inverter,

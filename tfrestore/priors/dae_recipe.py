@@ -114,7 +114,8 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
 
     def record(history, done):
         return {"kind": "dae", "dae": dae.get_config(), "done": done,
-                "settings": settings, "train_config": {k: portable_record(v) for k, v in cfg.to_dict().items()},
+                "settings": settings,
+                "train_config": {k: portable_record(v) for k, v in cfg.to_dict().items()},
                 "data": {"n_train_images": len(train), "n_val_images": len(val),
                          "val_images": [os.path.basename(names[i]) for i in val_idx],
                          "norm_mean": mean.tolist(), "norm_std": std.tolist()},

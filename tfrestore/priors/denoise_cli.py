@@ -235,6 +235,7 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
     json_path = os.path.splitext(output)[0] + ".json"
     # Recorded (and matched on reuse) by portable names: no machine's absolute paths.
     names = [portable_path(n) for n in names]
+    tune_names = [portable_path(n) for n in tune_names]
     done = _reusable_rows(json_path, names, mode, seed)
     # Cells computed by other commands (e.g. run in parallel) replace the output's earlier
     # ones (a cell re-run with better tuning supersedes a stale one); later files win.
@@ -243,7 +244,7 @@ def run_benchmark(priors, images, output, mode="grey", sigmas=(15, 25, 50), tune
         if not rows_other:
             raise ValueError(f"--merge {other}: missing, or not the same images, mode and seed.")
         done.update(rows_other)
-    record = {"rows": [], "notes": notes, "images": names, "tune_images": [portable_path(n) for n in tune_names],
+    record = {"rows": [], "notes": notes, "images": names, "tune_images": tune_names,
               "mode": mode, "sigmas": sigmas, "seed": seed, "image_size": image_size,
               "weights": weights, "max_steps": max_steps, "tol": tol, "dae_steps": dae_steps,
               "dae_tol": dae_tol, "environment": environment_info(),
