@@ -30,6 +30,9 @@ flags.DEFINE_integer("features", 32, "Hidden width.")
 flags.DEFINE_list("dilations", ["1", "2", "3", "4", "3", "2"], "Dilation of each hidden 3x3 "
                   "conv (their number is the depth minus 2).")
 flags.DEFINE_integer("crop", 40, "Training crop size.")
+flags.DEFINE_bool("linear_skip", False, "Add a linear 1x1 path across channels to the "
+                  "denoiser, started at the data's best pointwise linear denoiser (for "
+                  "feature maps: the DAE then starts as good as a Gaussian model).")
 FLAGS = flags.FLAGS
 
 
@@ -48,7 +51,8 @@ def main(argv):
             val_images=f.val_images, steps=f.steps, batch_size=f.batch_size, crop=f.crop,
             lr=f.lr, seed=f.seed, eval_every=f.eval_every, checkpoint_dir=f.checkpoint_dir,
             checkpoint_every=f.checkpoint_every, tensorboard_dir=f.tensorboard_dir,
-            blind_max=f.blind_max, init=f.init, log=logging.info, fresh=f.fresh)
+            blind_max=f.blind_max, init=f.init, log=logging.info, fresh=f.fresh,
+            linear_skip=f.linear_skip)
     return exit_on_user_error(run)(None)
 
 

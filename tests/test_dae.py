@@ -226,3 +226,55 @@ def test_a_dae_that_learned_nothing_is_flagged(tmp_path):
     assert max(rec["history"]["val_psnr_gain"]) < 0.01
     assert "learned nothing" in rec["history"]["warning"]
     assert any(m.startswith("WARNING: the DAE learned nothing") for m in msgs)
+
+
+def test_linear_skip_starts_at_the_best_linear_denoiser(tmp_path):
+    """fit_linear_skip sets the linear path to y − (optimal Gaussian denoiser)(y) for the
+    data's own mean and covariance (an independent NumPy computation), so the DAE starts
+    with the held-out gain of a Gaussian model of the channels; it survives saving."""
+    from tfrestore.priors.dae import fit_linear_skip
+    from tfrestore.priors.recipe import save_prior
+    mu, cov, sigma = np.array([0.5, -1.0, 0.0]), np.array(
+        [[1.0, 0.8, 0.2], [0.8, 1.0, 0.1], [0.2, 0.1, 0.5]]), 0.5
+    rng = np.random.default_rng(1)
+    chol = np.linalg.cholesky(cov)
+    data = (mu + rng.standard_normal((64, 8, 8, 3)) @ chol.T).astype(np.float32)
+    dae = DenoisingAutoencoder(3, sigma, features=4, dilations=(1,), kernel_size=1, seed=0,
+                               linear_skip=True)
+    with pytest.raises(ValueError, match="linear_skip=True"):
+        fit_linear_skip(DenoisingAutoencoder(3, sigma, features=4, dilations=(1,)), data)
+    fit_linear_skip(dae, data)
+    flat = data.reshape(-1, 3).astype(np.float64)
+    ref = optimal_gaussian_denoiser(flat.mean(0), np.cov(flat, rowvar=False), sigma)
+    y = (mu + rng.standard_normal((500, 3)) @ chol.T
+         + sigma * rng.standard_normal((500, 3))).astype(np.float32)
+    lin = dae.linear(y.reshape(1, -1, 1, 3)).numpy().reshape(-1, 3)
+    np.testing.assert_allclose(lin, y - ref(y), atol=1e-5)
+    # The whole DAE starts exactly there (its CNN output layer starts at zero).
+    out = dae(y.reshape(1, -1, 1, 3)).numpy().reshape(-1, 3)
+    clean_err = np.mean((out - ref(y)) ** 2) / np.mean((y - ref(y)) ** 2)
+    assert clean_err < 1e-8, clean_err
+    path = str(tmp_path / "skip.keras")
+    save_prior(dae, path)
+    back = load_prior(path).dae
+    assert back.linear_skip and back.get_config()["linear_skip"]
+    np.testing.assert_allclose(back(y.reshape(1, -1, 1, 3)).numpy().reshape(-1, 3), out,
+                               atol=1e-5)
+
+
+def test_linear_skip_recipe_records_it_and_beats_an_untrained_dae(tmp_path):
+    """train_dae_prior --linear_skip: at step 0 (lr 0) the held-out gain is already that of
+    the pointwise linear denoiser (> 0), where a DAE without the path gains nothing."""
+    from tfrestore.priors.dae_recipe import train_dae_prior
+    kw = dict(image_size=32, grey=False, crop=16, batch_size=2, eval_every=2, steps=2,
+              lr=0.0, features=4, dilations=(1,), sigma=60, log=lambda *_: None)
+    _, plain = train_dae_prior(["camera", "coins", "moon", "astronaut"],
+                               str(tmp_path / "plain.keras"), **kw)
+    dae, skip = train_dae_prior(["camera", "coins", "moon", "astronaut"],
+                                str(tmp_path / "skip.keras"), linear_skip=True, **kw)
+    assert skip["settings"]["linear_skip"] and dae.linear_skip
+    assert max(plain["history"]["val_psnr_gain"]) < 0.01
+    assert max(skip["history"]["val_psnr_gain"]) > 0.5
+    with pytest.raises(ValueError, match="--init"):
+        train_dae_prior(["camera", "coins"], str(tmp_path / "x.keras"), linear_skip=True,
+                        init=str(tmp_path / "skip.keras"), **kw)

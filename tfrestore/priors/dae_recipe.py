@@ -12,7 +12,7 @@ IMAGE_SCALE = 255.0
 # Settings that decide a trained DAE: a resumed run must share them (tfrestore.runstate).
 RESULT_SETTINGS = ("images", "image_size", "max_images", "grey", "classifier", "weights",
                    "weights_seed", "layer", "sigma", "blind_max", "init", "features",
-                   "dilations", "val_fraction", "val_images", "steps", "batch_size", "crop",
+                   "dilations", "linear_skip", "val_fraction", "val_images", "steps", "batch_size", "crop",
                    "lr", "seed", "eval_every")
 
 
@@ -22,18 +22,22 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
                     val_images=None, steps=4000, batch_size=16, crop=40, lr=1e-3, seed=0,
                     eval_every=250, checkpoint_dir=None, checkpoint_every=250,
                     tensorboard_dir=None, blind_max=0.0, init=None, log=print,
-                    fresh=False):
+                    fresh=False, linear_skip=False):
     """Train and save a DAE prior; returns (dae, record).
 
     `sigma` is in natural units for images (0-255) and in units of each channel's std for
     feature maps. `init`: a saved DAE (.keras) whose architecture and weights start the
-    training (fine-tuning, e.g. from σ-specific to blind); its normalisation must match. The held-out images (split by image, the same seeded split as
-    `bin/train_prior.py`) give the validation loss; their names go into the record.
+    training (fine-tuning, e.g. from σ-specific to blind); its normalisation must match.
+    `linear_skip`: give the denoiser a linear path across channels, started at the training
+    data's best pointwise linear denoiser (`dae.fit_linear_skip`). The held-out images
+    (split by image, the same seeded split as `bin/train_prior.py`) give the validation
+    loss; their names go into the record.
     """
     from tfrestore.data.images import load_images
     from tfrestore.data.patches import channel_statistics, feature_maps, split_by_image
     from tfrestore.io import cap_steps, environment_info, write_json
-    from tfrestore.priors.dae import DAETrainConfig, DenoisingAutoencoder, train_dae
+    from tfrestore.priors.dae import (DAETrainConfig, DenoisingAutoencoder, fit_linear_skip,
+                                      train_dae)
     from tfrestore.priors.denoising import luminance
     from tfrestore.priors.recipe import save_prior
 
@@ -89,6 +93,9 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         norm_sigma = float(sigma) / IMAGE_SCALE
     log(f"{len(train)} training and {len(val)} held-out inputs of shape {arrays.shape[1:]}")
     if init:
+        if linear_skip:
+            raise ValueError("--linear_skip builds a new architecture; with --init the "
+                             "saved DAE's architecture is used: drop one of the two.")
         from tfrestore.priors.layers import load_prior
         start = load_prior(init).dae
         if start.channels != arrays.shape[-1]:
@@ -101,8 +108,10 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         dae.set_weights(start.get_weights())
     else:
         dae = DenoisingAutoencoder(arrays.shape[-1], norm_sigma, features, dilations,
-                                   seed=seed, metadata=metadata)
+                                   seed=seed, metadata=metadata, linear_skip=linear_skip)
     dae.set_statistics(mean, std)
+    if linear_skip and not init:
+        fit_linear_skip(dae, (train - mean) / std)
     log(f"DAE: {dae.count_params()} parameters, receptive field {dae.receptive_field()}, "
         f"sigma {norm_sigma:g} (normalised)")
     cfg = DAETrainConfig(steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
