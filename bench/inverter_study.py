@@ -196,8 +196,9 @@ def _job_state(runs, name, stack_factory):
     hist_path = os.path.join(ckpt, "history.json")
     history = json.load(open(hist_path)) if os.path.exists(hist_path) else []
     job = next(j for j in JOBS if j["name"] == name)
+    from tfrestore.io import portable_record
     with open(os.path.join(ckpt, "run_settings.json")) as f:
-        settings = json.load(f)
+        settings = {k: portable_record(v) for k, v in json.load(f).items()}
     return stack, {**state, "job": name, "settings": settings, "command": " ".join(
         ["nice -n 15 python"] + [_portable_arg(os.path.relpath(a, REPO)
                                                if a.startswith(REPO) else a)

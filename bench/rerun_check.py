@@ -18,6 +18,7 @@ import numpy as np
 from absl import flags
 
 from tfrestore import cli
+from tfrestore.inversion.comparison import has_spec, spec_at
 
 flags.DEFINE_string("study", None, "The study's results (.json).")
 flags.DEFINE_string("rerun", None, "Results (.json) of some of its cells rerun from scratch.")
@@ -50,7 +51,9 @@ def check(study, rerun, atol):
     rows = []
     for key, cell in rerun["cells"].items():
         old = study["cells"].get(key)
-        if old is None or "per_image" not in cell or old.get("spec") != cell.get("spec"):
+        if (old is None or "per_image" not in cell
+                or not has_spec(old, cell.get("layer"), spec_at(cell.get("spec"),
+                                                                cell.get("layer")))):
             continue
         for metric in METRICS:
             if metric in cell["per_image"] and metric in old["per_image"]:

@@ -1,4 +1,5 @@
 """Learned priors inside pre-image optimisation; method comparison and weight search."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,8 @@ import tensorflow as tf
 import tfrestore  # noqa: F401
 from tfrestore.classifiers import Classifier
 from tfrestore.inversion import FeatureLoss, Objective, get_settings, invert
-from tfrestore.inversion.comparison import markdown_table, run_comparison
+from tfrestore.inversion.comparison import (markdown_table, missing_cells, run_comparison,
+                                            spec_at)
 from tfrestore.inversion.learned import parse_prior_spec, prior_terms
 from tfrestore.inversion.methods import Method, methods_from_config
 from tfrestore.priors import PatchPrior, PriorMismatchError
@@ -147,6 +149,17 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
                            log=lambda s: None)
     assert third["cells"]["c1 | mv2016"]["spec"]["overrides"] == {"tv_weight": 0.5}
     assert third["cells"]["c1 | learned"] == cells["c1 | learned"]
+    # A cell is keyed by the method as it applies at its layer: a new weight at c2 reruns
+    # the c2 cell only, and a cell recorded under the whole method (older studies) still
+    # counts at c1.
+    reweighted = Method(name="learned", overrides={"tv_weight": 0.0},
+                        priors={"*": [f"{priors[0]}@image:1e-3"],
+                                "c2": [f"{priors[0]}@image:3e-3", f"{priors[1]}@c1:1e-3"]})
+    assert missing_cells(res, ["c1", "c2"], [reweighted]) == ["c2 | learned"]
+    old_style = dict(cells["c1 | learned"], spec=dataclasses.asdict(methods[1]))
+    assert old_style["spec"]["priors"].keys() == {"*", "c2"}
+    assert missing_cells({"cells": {"c1 | learned": old_style}}, ["c1"], [reweighted]) == []
+    assert spec_at(spec_at(old_style["spec"], "c1"), "c1") == spec_at(old_style["spec"], "c1")
     # A method's own step budget wins over the study's (the fast preset keeps its 350).
     budget = Method(name="fixed budget", overrides={"steps": 3})
     own = run_comparison(clf, ["c1"], [budget], images, ["a", "b"],

@@ -20,13 +20,18 @@ import numpy as np
 from tfrestore.io import write_json
 
 __all__ = ["run_comparison", "markdown_table", "budget_table", "METRICS", "parse_shard",
-           "shard_path", "load_results", "missing_cells", "curve_evaluator", "wide_table"]
+           "shard_path", "load_results", "missing_cells", "curve_evaluator", "wide_table",
+           "spec_at", "has_spec", "wanted_specs", "study_settings", "status_table"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
 
 
 def _cell_key(layer, method):
     return f"{layer} | {method}"
+
+
+def _layer_of(key):
+    return key.split(" | ", 1)[0]
 
 
 def parse_shard(text):
@@ -55,10 +60,30 @@ def _examples_path(path):
     return os.path.splitext(path)[0] + "_examples.npz"
 
 
+def spec_at(spec, layer):
+    """A method's spec (dict) as it applies at `layer`: its priors and inverter for that
+    layer only. A cell is keyed by this, so giving a method a new weight or inverter at one
+    layer leaves its finished cells at the other layers valid. Idempotent, so recorded
+    specs (whole methods, as older studies stored them) compare equal when they agree."""
+    spec = dict(spec or {})
+    priors = spec.get("priors") or {}
+    here = priors.get(layer, priors.get("*"))
+    spec["priors"] = {layer: list(here)} if here else {}
+    inverter = spec.get("inverter") or {}
+    spec["inverter"] = {layer: inverter[layer]} if layer in inverter else {}
+    return spec
+
+
+def has_spec(cell, layer, spec):
+    """Whether a stored cell (or None) was made by `spec` (a `spec_at` of `layer`)."""
+    return bool(cell) and spec_at(cell.get("spec"), layer) == spec
+
+
 def wanted_specs(layers, methods):
-    """{cell key: method spec} of the (layer, method) cells a run or a render wants: where
-    files hold a cell under several method definitions, the current one wins."""
-    return {_cell_key(l, m.name): json.loads(json.dumps(dataclasses.asdict(m)))
+    """{cell key: method spec at the cell's layer} of the (layer, method) cells a run or a
+    render wants: where files hold a cell under several method definitions, the current
+    one wins."""
+    return {_cell_key(l, m.name): spec_at(json.loads(json.dumps(dataclasses.asdict(m))), l)
             for l in layers for m in methods}
 
 
@@ -83,8 +108,9 @@ def load_results(results_path, settings, wanted=None, log=print):
         taken = []
         for key, cell in old["cells"].items():
             have = results["cells"].get(key)
-            if have is None or (have.get("spec") != wanted.get(key)
-                                and cell.get("spec") == wanted.get(key)):
+            layer = cell.get("layer")
+            if have is None or (not has_spec(have, layer, wanted.get(key))
+                                and has_spec(cell, layer, wanted.get(key))):
                 results["cells"][key] = cell
                 taken.append(key)
         ex = _examples_path(path)
@@ -98,7 +124,7 @@ def load_results(results_path, settings, wanted=None, log=print):
 def missing_cells(results, layers, methods):
     """Keys of the (layer, method) cells not yet in `results` with the method's spec."""
     return [key for key, spec in wanted_specs(layers, methods).items()
-            if results["cells"].get(key, {}).get("spec") != spec]
+            if not has_spec(results["cells"].get(key), _layer_of(key), spec)]
 
 
 def study_settings(settings, steps, seed, paths):
@@ -130,10 +156,10 @@ def status_table(results, layers, methods, work_dir=None):
             if method.unavailable_at(layer):
                 counts["skipped"] += 1
                 row.append("n/a (nothing for this layer)")
-            elif cell.get("spec") == spec and "skipped" in cell:
+            elif has_spec(cell, layer, spec) and "skipped" in cell:
                 counts["skipped"] += 1
                 row.append("skipped")
-            elif cell.get("spec") == spec:
+            elif has_spec(cell, layer, spec):
                 counts["done"] += 1
                 rec = cell.get("record", {})
                 mark = {True: " ✓", False: " †"}.get(rec.get("converged"), "")
@@ -219,7 +245,7 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             index += 1
             if shard and index % shard[1] != shard[0]:
                 continue   # another shard's cell
-            if results["cells"].get(key, {}).get("spec") == spec:
+            if has_spec(results["cells"].get(key), layer, spec):
                 continue
             run_options, cell_dir = {}, None
             if work_dir and not method.uses_network:
