@@ -339,3 +339,23 @@ def test_status_table_tells_done_running_pending(tmp_path, priors, images):
     # a changed method definition is pending again
     changed = methods_from_config({"mv2016": {"overrides": {"tv_weight": 0.5}}})
     assert "pending" in status_table(results, ["c1"], changed).splitlines()[2]
+
+
+def test_comparison_feature_chunk_is_recorded_and_changes_rounding_only(tmp_path, images):
+    """--feature_chunk runs the network on chunks of the cell's images: the cell records the
+    value, the class default comes back afterwards, and the results match the unchunked run
+    (the same maths; only float rounding may differ)."""
+    from tfrestore.inversion.objectives import Objective
+    clf = tiny_classifier()
+    methods = methods_from_config({"mv2016": {}})
+    kw = dict(steps=5, log=lambda s: None)
+    whole = run_comparison(clf, ["c2"], methods, images, ["a", "b"],
+                           str(tmp_path / "whole.json"), **kw)
+    chunked = run_comparison(clf, ["c2"], methods, images, ["a", "b"],
+                             str(tmp_path / "chunked.json"), feature_chunk=1, **kw)
+    assert Objective.feature_chunk == 0
+    a, b = whole["cells"]["c2 | mv2016"], chunked["cells"]["c2 | mv2016"]
+    assert b["record"]["feature_chunk"] == 1 and "feature_chunk" not in a["record"]
+    for metric in ("ssim", "feature_error"):
+        np.testing.assert_allclose(b["per_image"][metric], a["per_image"][metric],
+                                   rtol=1e-3, atol=1e-4)

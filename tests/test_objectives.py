@@ -145,6 +145,38 @@ def test_objective_sums_weighted_terms_with_one_cut_model(rng):
     np.testing.assert_allclose(total.numpy(), sum(ref.values()), rtol=1e-4)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_feature_chunks_give_the_whole_batch_values_and_gradients(rng, chunk, monkeypatch):
+    """Objective.feature_chunk runs the network on chunks (the last one shorter when the
+    batch does not divide): terms and the gradient equal the unchunked ones, inside a
+    tf.function too (how the engine calls it)."""
+    clf = tiny_classifier()
+    x = tf.constant(rng.uniform(0, 255, (5, 16, 16, 3)).astype(np.float32))
+    target = rng.uniform(0, 255, (5, 16, 16, 3)).astype(np.float32)
+    energy = keras.layers.Lambda(lambda f: keras.ops.sum(f ** 2, axis=[1, 2, 3]))
+
+    def run():
+        obj = Objective(clf, [FeatureLoss("c1"), PriorTerm(energy, at="c2/lin", weight=1e-3)])
+        obj.set_targets(target)
+
+        @tf.function
+        def f(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                total, values = obj(x)
+                loss = tf.reduce_sum(total)
+            return total, values, tape.gradient(loss, x)
+        return f(x)
+    whole = run()
+    monkeypatch.setattr(Objective, "feature_chunk", chunk)
+    chunked = run()
+    np.testing.assert_allclose(chunked[0].numpy(), whole[0].numpy(), rtol=1e-5)
+    for k in whole[1]:
+        np.testing.assert_allclose(chunked[1][k].numpy(), whole[1][k].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(chunked[2].numpy(), whole[2].numpy(), rtol=1e-4, atol=1e-6)
+    assert np.abs(whole[2].numpy()).max() > 0
+
+
 def test_prior_term_gradient_flows_through_network(rng):
     clf = tiny_classifier()
     energy = lambda f: tf.reduce_sum(f ** 2, axis=[1, 2, 3])  # noqa: E731

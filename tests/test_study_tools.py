@@ -109,9 +109,11 @@ def test_fmap_dae_vs_wiener(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     row = [l for l in out_md.read_text().splitlines() if l.startswith("| ") and "c1" in l][0]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    noisy, wiener, dae_mse = float(cells[3]), float(cells[4].split()[0]), float(cells[5].split()[0])
+    assert cells[3] == "no"                             # no linear skip
+    noisy, wiener, gauss, dae_mse = float(cells[4]), *(float(c.split()[0]) for c in cells[5:8])
     assert abs(noisy - 0.25) < 0.01                     # σ = 0.5 noise
     assert wiener < noisy                               # shrinkage always helps
+    assert gauss <= wiener * 1.001                      # the oracle fit includes it
     assert abs(dae_mse - noisy) / noisy < 0.05          # r(x) ≈ x: no gain
     bad = _run("fmap_dae_vs_wiener.py", ["--daes=only:three:parts"])
     assert bad.returncode == 2 and "NETWORK:WEIGHTS:LAYER" in bad.stderr

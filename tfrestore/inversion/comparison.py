@@ -196,7 +196,8 @@ def curve_evaluator(classifier, images, layer):
 
 def run_comparison(classifier, layers, methods, images, paths, results_path, steps=None,
                    seed=0, perceptual=None, settings=None, log=print, keep_examples=1,
-                   shard=None, work_dir=None, curve_every=50, verbose=False):
+                   shard=None, work_dir=None, curve_every=50, verbose=False,
+                   feature_chunk=None):
     """Run every method at every layer; returns the results dict (also saved).
 
     Args:
@@ -215,8 +216,30 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
         feature error and SSIM per image against step and optimisation seconds, every
         `curve_every` steps, kept across sittings — into the cell ("curve"); the folder is
         removed once the cell is stored.
+      feature_chunk: run the network on at most this many images at a time
+        (`Objective.feature_chunk`: speed only, rounding may differ; 0 = whole batch;
+        None = leave it as it is); recorded in every cell computed.
     """
+    from tfrestore.inversion.objectives import Objective
+    if feature_chunk is None:
+        return _run_comparison(classifier, layers, methods, images, paths, results_path,
+                               steps, seed, perceptual, settings, log, keep_examples, shard,
+                               work_dir, curve_every, verbose)
+    before = Objective.feature_chunk
+    Objective.feature_chunk = int(feature_chunk)
+    try:
+        return _run_comparison(classifier, layers, methods, images, paths, results_path,
+                               steps, seed, perceptual, settings, log, keep_examples, shard,
+                               work_dir, curve_every, verbose)
+    finally:
+        Objective.feature_chunk = before
+
+
+def _run_comparison(classifier, layers, methods, images, paths, results_path, steps, seed,
+                    perceptual, settings, log, keep_examples, shard, work_dir, curve_every,
+                    verbose):
     import shutil
+    from tfrestore.inversion.objectives import Objective
     from tfrestore.inversion.methods import MethodUnavailable
     from tfrestore.io import save_npz
     from tfrestore.metrics import evaluate_reconstructions
@@ -270,6 +293,9 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             if curve:
                 # Optimisation time over every sitting of a resumed cell.
                 record["seconds_this_sitting"], seconds = seconds, curve[-1]["seconds"]
+            if Objective.feature_chunk and (not method.uses_network or method.hybrid):
+                # (how the network was batched: rounding only; a rerun needs the same)
+                record["feature_chunk"] = int(Objective.feature_chunk)
             cell = {"layer": layer, "method": method.name, "spec": spec, "seconds": seconds,
                     "record": record,
                     "per_image": {k: np.asarray(v).tolist() for k, v in metrics.items()}}

@@ -305,7 +305,15 @@ class Objective:
     Args:
       classifier: a `tfrestore.classifiers.Classifier`.
       terms: iterable of `Term`s (names must be unique).
+
+    `feature_chunk` (a class attribute, not a setting: it changes speed, not the maths)
+    runs the network on at most that many images at a time and concatenates the
+    features (0: the whole batch at once). Each image's features and gradient do not
+    depend on the others, so only float rounding can differ; on CPU smaller batches keep
+    the activations in cache (bench/bench_feature_chunk.py).
     """
+
+    feature_chunk = 0
 
     def __init__(self, classifier, terms):
         self.classifier = classifier
@@ -324,10 +332,17 @@ class Objective:
         """{layer: features} of RGB 0-255 images."""
         if self.model is None:
             return {}
-        out = self.model(rgb, training=False)
-        if len(self.layers) == 1:
-            out = [out]
+        n, chunk = rgb.shape[0], int(self.feature_chunk)
+        if chunk and n is not None and n > chunk:
+            parts = [self._features(rgb[i:i + chunk]) for i in range(0, n, chunk)]
+            out = [tf.concat(p, 0) for p in zip(*parts)]
+        else:
+            out = self._features(rgb)
         return dict(zip(self.layers, out))
+
+    def _features(self, rgb):
+        out = self.model(rgb, training=False)
+        return [out] if len(self.layers) == 1 else list(out)
 
     def set_targets(self, images):
         """Compute every `FeatureLoss` target from the target images (RGB 0-255)."""
