@@ -16,6 +16,8 @@ from absl import flags
 from tfrestore import cli
 
 flags.DEFINE_string("classifier", "mobilenet_v2_tflite", "Classifier.")
+flags.DEFINE_string("weights", "imagenet", "Its weights (imagenet, random, a file).")
+flags.DEFINE_integer("weights_seed", 0, "Seed of --weights=random.")
 flags.DEFINE_list("layers", ["Conv2d_0_0", "expanded_conv_5_add", "expanded_conv_12_add"],
                   "Layers to invert.")
 flags.DEFINE_integer("batch", 20, "Images per step (the study's cells: 20).")
@@ -47,7 +49,7 @@ def main(argv):
     from tfrestore.inversion.objectives import Objective
     from tfrestore.inversion.optimize import ImageOptimizer, build_objective
     from tfrestore.io import atomic_write
-    clf = load_classifier(FLAGS.classifier)
+    clf = load_classifier(FLAGS.classifier, weights=FLAGS.weights, seed=FLAGS.weights_seed)
     images = load_images(FLAGS.images, clf.input_size, limit=FLAGS.batch).images
     if len(images) < FLAGS.batch:
         raise ValueError(f"--images has {len(images)} images, --batch={FLAGS.batch}.")
@@ -96,7 +98,7 @@ def main(argv):
     md = "\n".join([
         "# Network on chunks of the batch (`Objective.feature_chunk`)", "",
         f"`{cli.command_line()}`", "",
-        f"{FLAGS.classifier}, mv2016 steps on {FLAGS.batch} development images (the study's "
+        f"{FLAGS.classifier} ({FLAGS.weights} weights), mv2016 steps on {FLAGS.batch} development images (the study's "
         f"cell size); median of {FLAGS.steps} interleaved steps per variant, wall and CPU "
         f"time of this process; speed-up against the first chunk value. Drift: the largest "
         f"|difference| (RGB 0-255) of the reconstructions after {FLAGS.check_steps} steps "
