@@ -220,19 +220,11 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
         (`Objective.feature_chunk`: speed only, rounding may differ; 0 = whole batch;
         None = leave it as it is); recorded in every cell computed.
     """
-    from tfrestore.inversion.objectives import Objective
-    if feature_chunk is None:
-        return _run_comparison(classifier, layers, methods, images, paths, results_path,
-                               steps, seed, perceptual, settings, log, keep_examples, shard,
-                               work_dir, curve_every, verbose)
-    before = Objective.feature_chunk
-    Objective.feature_chunk = int(feature_chunk)
-    try:
-        return _run_comparison(classifier, layers, methods, images, paths, results_path,
-                               steps, seed, perceptual, settings, log, keep_examples, shard,
-                               work_dir, curve_every, verbose)
-    finally:
-        Objective.feature_chunk = before
+    args = dict(locals())   # (the arguments: nothing else is bound yet)
+    del args["feature_chunk"]
+    from tfrestore.inversion.objectives import feature_chunks
+    with feature_chunks(feature_chunk):
+        return _run_comparison(**args)
 
 
 def _run_comparison(classifier, layers, methods, images, paths, results_path, steps, seed,

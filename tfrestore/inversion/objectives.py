@@ -9,13 +9,15 @@ and returns the per-image total (sum of weight * value) and every weighted term.
 A learned prior is just `PriorTerm(keras_layer, at="image" | LAYER, weight)`: any
 callable mapping [B, H, W, C] to [B] energies; the gradient flows through the network.
 """
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
 from tfrestore.metrics.features import normalised_feature_error
 
 __all__ = ["Term", "FeatureLoss", "AlphaNorm", "RangePrior", "TotalVariation", "PriorTerm",
-           "ActivationTerm", "Objective", "IMAGE"]
+           "ActivationTerm", "Objective", "IMAGE", "feature_chunks"]
 
 IMAGE = "image"
 
@@ -297,6 +299,18 @@ class ActivationTerm(Term):
 
     def describe(self):
         return dict(super().describe(), index=self.index, position=self.position)
+
+
+@contextlib.contextmanager
+def feature_chunks(chunk):
+    """Within the block, `Objective.feature_chunk = chunk` (None: leave it as it is)."""
+    before = Objective.feature_chunk
+    if chunk is not None:
+        Objective.feature_chunk = int(chunk)
+    try:
+        yield
+    finally:
+        Objective.feature_chunk = before
 
 
 class Objective:
