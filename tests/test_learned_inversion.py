@@ -160,6 +160,12 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
     assert old_style["spec"]["priors"].keys() == {"*", "c2"}
     assert missing_cells({"cells": {"c1 | learned": old_style}}, ["c1"], [reweighted]) == []
     assert spec_at(spec_at(old_style["spec"], "c1"), "c1") == spec_at(old_style["spec"], "c1")
+    # Cells record their prior files' fingerprints: a prior retrained into the same path
+    # is not the old one (cells recorded before fingerprints are judged without them).
+    assert set(cells["c2 | learned"]["spec"]["files"]) == {priors[0], priors[1]}
+    assert missing_cells(res, ["c1", "c2"], methods) == []
+    save_prior(priors[1], 4, seed=5)
+    assert missing_cells(res, ["c1", "c2"], methods) == ["c2 | learned"]
     # A method's own step budget wins over the study's (the fast preset keeps its 350).
     budget = Method(name="fixed budget", overrides={"steps": 3})
     own = run_comparison(clf, ["c1"], [budget], images, ["a", "b"],
@@ -359,3 +365,26 @@ def test_comparison_feature_chunk_is_recorded_and_changes_rounding_only(tmp_path
     for metric in ("ssim", "feature_error"):
         np.testing.assert_allclose(b["per_image"][metric], a["per_image"][metric],
                                    rtol=1e-3, atol=1e-4)
+
+
+def test_a_cell_folder_started_under_another_method_is_not_resumed(tmp_path, images):
+    """An interrupted cell's checkpoint folder serves its method definition only: after a
+    change (here the TV weight) the cell restarts from scratch and says so."""
+    from tfrestore.inversion.comparison import wanted_specs
+    clf = tiny_classifier()
+    old, new = (methods_from_config({"m": o}) for o in ({}, {"overrides": {"tv_weight": 0.5}}))
+    folder = tmp_path / "cells" / "c2___m"
+    folder.mkdir(parents=True)
+    (folder / "cell_spec.json").write_text(json.dumps(wanted_specs(["c2"], old)["c2 | m"]))
+    (folder / "checkpoint").mkdir()
+    (folder / "checkpoint" / "stale").write_text("from the old definition")
+    seen = []
+
+    def log(msg):
+        seen.append(msg)
+        if "restarting" in msg:   # the old folder is gone before the cell runs
+            assert not (folder / "checkpoint" / "stale").exists()
+    res = run_comparison(clf, ["c2"], new, images, ["a", "b"], str(tmp_path / "a.json"),
+                         steps=4, log=log, work_dir=str(tmp_path / "cells"))
+    assert any("method changed since the cell started; restarting it" in m for m in seen)
+    assert res["cells"]["c2 | m"]["record"]["steps_run"] == 4

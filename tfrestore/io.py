@@ -60,6 +60,16 @@ def make_folder(path, what="folder"):
     return path
 
 
+def file_sha256(path):
+    """SHA-256 hex digest of a file's bytes (read in 1 MB blocks)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_open(path):
     """A binary file to write `path` through: it appears whole at `path` when the block

@@ -60,31 +60,72 @@ def _examples_path(path):
     return os.path.splitext(path)[0] + "_examples.npz"
 
 
-def spec_at(spec, layer):
+def spec_at(spec, layer, fingerprint=False):
     """A method's spec (dict) as it applies at `layer`: its priors and inverter for that
     layer only. A cell is keyed by this, so giving a method a new weight or inverter at one
     layer leaves its finished cells at the other layers valid. Idempotent, so recorded
-    specs (whole methods, as older studies stored them) compare equal when they agree."""
+    specs (whole methods, as older studies stored them) compare equal when they agree.
+    `fingerprint` adds "files": {path: SHA-256 prefix} of every prior and inverter file
+    it reads there, so a prior retrained into the same path does not pass for the old one.
+    """
     spec = dict(spec or {})
     priors = spec.get("priors") or {}
     here = priors.get(layer, priors.get("*"))
     spec["priors"] = {layer: list(here)} if here else {}
     inverter = spec.get("inverter") or {}
     spec["inverter"] = {layer: inverter[layer]} if layer in inverter else {}
+    if fingerprint:
+        from tfrestore.inversion.learned import parse_prior_spec
+        from tfrestore.io import file_sha256
+        paths = [parse_prior_spec(p).path for p in spec["priors"].get(layer, [])]
+        paths += list(spec["inverter"].values())
+        spec["files"] = {p: file_sha256(p)[:16] if os.path.isfile(p) else None
+                         for p in paths}
     return spec
 
 
 def has_spec(cell, layer, spec):
-    """Whether a stored cell (or None) was made by `spec` (a `spec_at` of `layer`)."""
-    return bool(cell) and spec_at(cell.get("spec"), layer) == spec
+    """Whether a stored cell (or None) was made by `spec` (a `spec_at` of `layer`). A cell
+    recorded before file fingerprints were kept is judged without them."""
+    if not cell:
+        return False
+    recorded = spec_at(cell.get("spec"), layer)
+    if "files" not in recorded:
+        spec = {k: v for k, v in spec.items() if k != "files"}
+    return recorded == spec
 
 
 def wanted_specs(layers, methods):
-    """{cell key: method spec at the cell's layer} of the (layer, method) cells a run or a
-    render wants: where files hold a cell under several method definitions, the current
-    one wins."""
-    return {_cell_key(l, m.name): spec_at(json.loads(json.dumps(dataclasses.asdict(m))), l)
+    """{cell key: method spec at the cell's layer, with its files' fingerprints} of the
+    (layer, method) cells a run or a render wants: where files hold a cell under several
+    method definitions, the current one wins."""
+    return {_cell_key(l, m.name): spec_at(json.loads(json.dumps(dataclasses.asdict(m))), l,
+                                          fingerprint=True)
             for l in layers for m in methods}
+
+
+def _serves(cell_dir, spec):
+    """Whether a cell folder was started under `spec` (folders from before specs were
+    kept in them count as serving it: they are resumed)."""
+    path = os.path.join(cell_dir, "cell_spec.json")
+    if not os.path.exists(path):
+        return True
+    with open(path) as f:
+        return json.load(f) == spec
+
+
+def _claim_cell_dir(cell_dir, key, spec, log):
+    """A cell's checkpoint folder serves one method definition: one started under another
+    (a changed weight, a retrained prior) is discarded rather than resumed."""
+    import shutil
+    from tfrestore.io import make_folder
+    path = os.path.join(cell_dir, "cell_spec.json")
+    if not _serves(cell_dir, spec):
+        shutil.rmtree(cell_dir)
+        log(f"{key}: its method changed since the cell started; restarting it")
+    make_folder(cell_dir, "cell folder")
+    if not os.path.exists(path):
+        write_json(path, spec)
 
 
 def load_results(results_path, settings, wanted=None, log=print):
@@ -166,7 +207,7 @@ def status_table(results, layers, methods, work_dir=None):
                 steps = rec.get("steps_run")
                 row.append(f"{'network' if steps is None else steps}{mark}, "
                            f"{cell.get('seconds', 0):.0f} s")
-            elif curve and os.path.exists(curve):
+            elif curve and os.path.exists(curve) and _serves(os.path.dirname(curve), spec):
                 counts["in progress"] += 1
                 with open(curve) as f:
                     points = json.load(f)
@@ -265,6 +306,7 @@ def _run_comparison(classifier, layers, methods, images, paths, results_path, st
             run_options, cell_dir = {}, None
             if work_dir and not method.uses_network:
                 cell_dir = os.path.join(work_dir, _slug(key))
+                _claim_cell_dir(cell_dir, key, spec, log)
                 run_options = dict(checkpoint_dir=os.path.join(cell_dir, "checkpoint"),
                                    curve=curve_evaluator(classifier, images, layer),
                                    curve_every=curve_every,

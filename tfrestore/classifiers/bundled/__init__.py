@@ -6,7 +6,6 @@ file's: `weights="imagenet"` (the default) means them, `"random"` is refused rat
 silently ignored. The `Classifier` keeps the file's name, so results made with the bundled
 copy and with any other copy of the same file carry the same classifier name.
 """
-import hashlib
 import os
 
 from tfrestore.classifiers.weights import WeightsError, parse_weights
@@ -46,11 +45,8 @@ def bundled_labels(name):
 
 
 def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from tfrestore.io import file_sha256
+    return file_sha256(path)
 
 
 def load_bundled(name, weights="imagenet", preprocessing=None, labels=None):
