@@ -160,6 +160,17 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
     assert old_style["spec"]["priors"].keys() == {"*", "c2"}
     assert missing_cells({"cells": {"c1 | learned": old_style}}, ["c1"], [reweighted]) == []
     assert spec_at(spec_at(old_style["spec"], "c1"), "c1") == spec_at(old_style["spec"], "c1")
+    # Files holding cells outside the run's wanted ones merge too (a subset of methods run
+    # against a study with shards).
+    from tfrestore.inversion.comparison import load_results, shard_path, wanted_specs
+    with open(path) as f:
+        stored = json.load(f)
+    with open(shard_path(path, (0, 3)), "w") as f:
+        json.dump(stored, f)
+    merged, _, files = load_results(path, stored["settings"],
+                                    wanted_specs(["c1"], [methods[0]]), log=lambda s: None)
+    assert len(files) == 2 and set(merged["cells"]) == set(stored["cells"])
+    os.remove(shard_path(path, (0, 3)))
     # Cells record their prior files' fingerprints: a prior retrained into the same path
     # is not the old one (cells recorded before fingerprints are judged without them).
     assert set(cells["c2 | learned"]["spec"]["files"]) == {priors[0], priors[1]}

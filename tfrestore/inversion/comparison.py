@@ -87,7 +87,7 @@ def spec_at(spec, layer, fingerprint=False):
 def has_spec(cell, layer, spec):
     """Whether a stored cell (or None) was made by `spec` (a `spec_at` of `layer`). A cell
     recorded before file fingerprints were kept is judged without them."""
-    if not cell:
+    if not cell or spec is None:
         return False
     recorded = spec_at(cell.get("spec"), layer)
     if "files" not in recorded:
