@@ -98,8 +98,8 @@ def main(argv):
     md = "\n".join([
         "# Network on chunks of the batch (`Objective.feature_chunk`)", "",
         f"`{cli.command_line()}`", "",
-        f"{FLAGS.classifier} ({FLAGS.weights} weights), mv2016 steps on {FLAGS.batch} development images (the study's "
-        f"cell size); median of {FLAGS.steps} interleaved steps per variant, wall and CPU "
+        f"{FLAGS.classifier} ({FLAGS.weights} weights), mv2016 steps on {FLAGS.batch} "
+        f"development images (the study's cell size); median of {FLAGS.steps} interleaved steps per variant, wall and CPU "
         f"time of this process; speed-up against the first chunk value. Drift: the largest "
         f"|difference| (RGB 0-255) of the reconstructions after {FLAGS.check_steps} steps "
         f"from the same start. Load average at the end: {load}.", "",

@@ -176,12 +176,6 @@ def _flag(args, name):
     return next(a.split("=", 1)[1] for a in args if a.startswith(f"--{name}="))
 
 
-def _portable_arg(arg):
-    """The word as recorded: no machine's absolute paths (runs folder, data folder)."""
-    from tfrestore.io import _portable_arg as portable
-    return portable(arg)
-
-
 def _job_state(runs, name, stack_factory):
     """(trained stack with the job's best weights, record) or None when not started."""
     from tfrestore.inverters.training import load_best_weights
@@ -196,12 +190,12 @@ def _job_state(runs, name, stack_factory):
     hist_path = os.path.join(ckpt, "history.json")
     history = json.load(open(hist_path)) if os.path.exists(hist_path) else []
     job = next(j for j in JOBS if j["name"] == name)
-    from tfrestore.io import portable_record
+    from tfrestore.io import portable_arg, portable_record
     with open(os.path.join(ckpt, "run_settings.json")) as f:
         settings = {k: portable_record(v) for k, v in json.load(f).items()}
     return stack, {**state, "job": name, "settings": settings, "command": " ".join(
-        ["nice -n 15 python"] + [_portable_arg(os.path.relpath(a, REPO)
-                                               if a.startswith(REPO) else a)
+        ["nice -n 15 python"] + [portable_arg(os.path.relpath(a, REPO)
+                                              if a.startswith(REPO) else a)
                                  for a in command(job, runs)[1:]]),
         "curve": [{k: r[k] for k in ("step", "time_s", "lr", "val_total", "criterion")
                    if k in r} for r in history if "val_total" in r]}

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["atomic_write", "atomic_open", "write_json", "save_npz", "save_png", "save_keras",
            "environment_info", "cap_steps", "MAX_STEPS_ENV", "portable_path", "portable_record",
-           "read_keras", "make_folder"]
+           "portable_arg", "read_keras", "make_folder", "file_sha256"]
 
 # Tests and CI shorten every optimisation and training loop through this variable.
 MAX_STEPS_ENV = "TFRESTORE_MAX_STEPS"
@@ -176,10 +176,10 @@ def environment_info():
     return {"tfrestore": tfrestore.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0], "platform": platform.platform(),
-            "argv": [_portable_arg(a) for a in sys.argv]}
+            "argv": [portable_arg(a) for a in sys.argv]}
 
 
-def _portable_arg(arg):
+def portable_arg(arg):
     """A command-line word with its path made portable (`PATH`, `--flag=PATH`)."""
     if arg.startswith("--") and "=" in arg:
         flag, value = arg.split("=", 1)

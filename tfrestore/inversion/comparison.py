@@ -104,10 +104,13 @@ def wanted_specs(layers, methods):
             for l in layers for m in methods}
 
 
+CELL_SPEC_FILE = "cell_spec.json"   # in a cell's folder: the spec it was started under
+
+
 def _serves(cell_dir, spec):
     """Whether a cell folder was started under `spec` (folders from before specs were
     kept in them count as serving it: they are resumed)."""
-    path = os.path.join(cell_dir, "cell_spec.json")
+    path = os.path.join(cell_dir, CELL_SPEC_FILE)
     if not os.path.exists(path):
         return True
     with open(path) as f:
@@ -119,11 +122,11 @@ def _claim_cell_dir(cell_dir, key, spec, log):
     (a changed weight, a retrained prior) is discarded rather than resumed."""
     import shutil
     from tfrestore.io import make_folder
-    path = os.path.join(cell_dir, "cell_spec.json")
     if not _serves(cell_dir, spec):
         shutil.rmtree(cell_dir)
         log(f"{key}: its method changed since the cell started; restarting it")
     make_folder(cell_dir, "cell folder")
+    path = os.path.join(cell_dir, CELL_SPEC_FILE)
     if not os.path.exists(path):
         write_json(path, spec)
 
@@ -261,19 +264,9 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
         (`Objective.feature_chunk`: speed only, rounding may differ; 0 = whole batch;
         None = leave it as it is); recorded in every cell computed.
     """
-    args = dict(locals())   # (the arguments: nothing else is bound yet)
-    del args["feature_chunk"]
-    from tfrestore.inversion.objectives import feature_chunks
-    with feature_chunks(feature_chunk):
-        return _run_comparison(**args)
-
-
-def _run_comparison(classifier, layers, methods, images, paths, results_path, steps, seed,
-                    perceptual, settings, log, keep_examples, shard, work_dir, curve_every,
-                    verbose):
     import shutil
-    from tfrestore.inversion.objectives import Objective
     from tfrestore.inversion.methods import MethodUnavailable
+    from tfrestore.inversion.objectives import Objective, feature_chunks
     from tfrestore.io import save_npz
     from tfrestore.metrics import evaluate_reconstructions
     settings = study_settings(settings, steps, seed, paths)
@@ -312,9 +305,11 @@ def _run_comparison(classifier, layers, methods, images, paths, results_path, st
                                    curve_every=curve_every,
                                    curve_path=os.path.join(cell_dir, "curve.json"))
             try:
-                rec, seconds, record = method.reconstruct(classifier, layer, images,
-                                                          steps=steps, seed=seed,
-                                                          verbose=verbose, **run_options)
+                with feature_chunks(feature_chunk):
+                    chunk = Objective.feature_chunk
+                    rec, seconds, record = method.reconstruct(classifier, layer, images,
+                                                              steps=steps, seed=seed,
+                                                              verbose=verbose, **run_options)
             except MethodUnavailable as e:
                 log(f"{key}: skipped ({e})")
                 results["cells"][key] = {"layer": layer, "method": method.name,
@@ -327,9 +322,9 @@ def _run_comparison(classifier, layers, methods, images, paths, results_path, st
             if curve:
                 # Optimisation time over every sitting of a resumed cell.
                 record["seconds_this_sitting"], seconds = seconds, curve[-1]["seconds"]
-            if Objective.feature_chunk and (not method.uses_network or method.hybrid):
+            if chunk and (not method.uses_network or method.hybrid):
                 # (how the network was batched: rounding only; a rerun needs the same)
-                record["feature_chunk"] = int(Objective.feature_chunk)
+                record["feature_chunk"] = chunk
             cell = {"layer": layer, "method": method.name, "spec": spec, "seconds": seconds,
                     "record": record,
                     "per_image": {k: np.asarray(v).tolist() for k, v in metrics.items()}}

@@ -18,8 +18,8 @@ r(x) = x − s·net(x̂). With `linear_skip`, net(x̂) = cnn(x̂) + A x̂ + b (a
 across channels), started at the best pointwise linear denoiser of the training data
 (`fit_linear_skip`): the DAE begins where a Gaussian model of the channels ends, and the
 CNN only has to learn what is not Gaussian. Feature-map DAEs without it were beaten by
-per-channel shrinkage (results/fmap_dae_vs_wiener.md). σ_DAE is stored in normalised units (`sigma`); in natural units it is
-σ·s per channel.
+per-channel shrinkage (results/fmap_dae_vs_wiener.md). σ_DAE is stored in normalised units
+(`sigma`); in natural units it is σ·s per channel.
 """
 import json
 

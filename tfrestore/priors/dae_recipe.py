@@ -12,8 +12,8 @@ IMAGE_SCALE = 255.0
 # Settings that decide a trained DAE: a resumed run must share them (tfrestore.runstate).
 RESULT_SETTINGS = ("images", "image_size", "max_images", "grey", "classifier", "weights",
                    "weights_seed", "layer", "sigma", "blind_max", "init", "features",
-                   "dilations", "linear_skip", "val_fraction", "val_images", "steps", "batch_size", "crop",
-                   "lr", "seed", "eval_every")
+                   "dilations", "linear_skip", "val_fraction", "val_images", "steps",
+                   "batch_size", "crop", "lr", "seed", "eval_every")
 
 
 def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
@@ -110,7 +110,7 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         dae = DenoisingAutoencoder(arrays.shape[-1], norm_sigma, features, dilations,
                                    seed=seed, metadata=metadata, linear_skip=linear_skip)
     dae.set_statistics(mean, std)
-    if linear_skip and not init:
+    if linear_skip:
         fit_linear_skip(dae, (train - mean) / std)
     log(f"DAE: {dae.count_params()} parameters, receptive field {dae.receptive_field()}, "
         f"sigma {norm_sigma:g} (normalised)")
