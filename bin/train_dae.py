@@ -24,12 +24,9 @@ flags.DEFINE_float("sigma", 25.0, "σ_DAE: images in 0-255 units; feature maps i
                    "each channel's std.")
 flags.DEFINE_float("blind_max", 0.0, "If > 0, train blind on σ uniform in [0, blind_max] "
                    "(same units as --sigma; --sigma is then the nominal σ of the prior).")
-flags.DEFINE_string("init", None, "Start from this saved DAE (.keras): its architecture "
-                    "and weights (fine-tuning); --features/--dilations are then ignored.")
 flags.DEFINE_integer("features", 32, "Hidden width.")
 flags.DEFINE_list("dilations", ["1", "2", "3", "4", "3", "2"], "Dilation of each hidden 3x3 "
                   "conv (their number is the depth minus 2).")
-flags.DEFINE_integer("crop", 40, "Training crop size.")
 flags.DEFINE_bool("linear_skip", False, "Add a linear 1x1 path across channels to the "
                   "denoiser, started at the data's best pointwise linear denoiser (for "
                   "feature maps: the DAE then starts as good as a Gaussian model).")

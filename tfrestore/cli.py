@@ -240,6 +240,12 @@ def define_prior_training_flags(*, input_size, steps, batch_size, lr, eval_every
                          "steps.")
     flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
     flags.DEFINE_string("output", None, output_help)
+    flags.DEFINE_string("init", None, "Start from this saved model (.keras): train_dae, a DAE "
+                        "whose architecture and weights are fine-tuned (--features/--dilations "
+                        "are then ignored); train_prior --objective=field, the patch-trained "
+                        "prior to train further as a field.")
+    flags.DEFINE_integer("crop", 40, "Training crop size (train_dae; train_prior "
+                         "--objective=field).")
     flags.mark_flag_as_required("images")
     flags.mark_flag_as_required("output")
 

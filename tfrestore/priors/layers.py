@@ -29,7 +29,10 @@ Layouts:
     normalised by its own statistics; energies summed over channels too.
 
 Filters are kept at unit norm (‖w_k‖ = 1, as in the thesis code); the scale of the
-responses is therefore carried by the whitening, and the strength by α.
+responses is therefore carried by the whitening, and the strength by α. A prior trained as a
+field (`unit_norm=False`, `tfrestore.priors.training.train_field`) frees the norms: a
+Student-t expert's shape depends on the scale of its response, and on whole images the
+best scale is not the one whitening gives patches.
 """
 import json
 
@@ -80,13 +83,15 @@ class PatchPrior(keras.Model):
       seed: seed of the random filter initialisation.
       metadata: dict of strings recorded with the prior: what it was trained on
         (e.g. {"source": "imagenet_samples", "classifier": "alexnet", "layer": "conv1/lin"}).
+      unit_norm: filters normalised to ‖w_k‖ = 1 (patch score matching); False for a prior
+        trained as a field, whose filter norms are free parameters.
     Call:
       x [B, H, W, C] in natural scale (H, W >= patch size) -> energies [B] (float32).
     """
 
     def __init__(self, patch_size, channels, n_experts, expert="student_t", layout="full",
                  dim=None, centre=True, whitening="pca", init_alpha=0.1, seed=0,
-                 metadata=None, **kwargs):
+                 metadata=None, unit_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.patch_size = _pair(patch_size)
         self.channels = int(channels)
@@ -111,6 +116,7 @@ class PatchPrior(keras.Model):
         self.init_alpha = float(init_alpha)
         self.seed = int(seed)
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self.unit_norm = bool(unit_norm)
 
         c_norm = self.channels
         self.norm_mean = self.add_weight(shape=(c_norm,), initializer="zeros",
@@ -187,8 +193,11 @@ class PatchPrior(keras.Model):
         return tf.convert_to_tensor(self.filters)
 
     def model_filters(self):
-        """Unit-norm filters [d, N] in the whitened coordinates (what score matching sees)."""
+        """Filters [d, N] in the whitened coordinates (what score matching sees): unit-norm,
+        or the raw filters of a prior with free norms (`unit_norm=False`)."""
         w = self.raw_filters()
+        if not self.unit_norm:
+            return w
         return w / tf.sqrt(tf.reduce_sum(tf.square(w), axis=0, keepdims=True) + 1e-12)
 
     def alpha(self):
@@ -301,7 +310,8 @@ class PatchPrior(keras.Model):
                 "n_experts": self.n_experts, "expert": self.expert.name,
                 "layout": self.layout, "dim": self.dim, "centre": self.centre,
                 "whitening": self.whitening_kind, "init_alpha": self.init_alpha,
-                "seed": self.seed, "metadata": dict(self.metadata), "name": self.name}
+                "seed": self.seed, "metadata": dict(self.metadata),
+                "unit_norm": self.unit_norm, "name": self.name}
 
     def describe(self):
         """Settings dict to record with outputs (and to check where the prior is attached)."""

@@ -13,12 +13,19 @@ normalisation folded into the [T, N] responses (`normalize=True`), and objective
 gradients compiled together by XLA, which fuses the element-wise passes over the [d, N]
 filter matrix that dominate the step once the matmuls are O(T·N·d)
 (bench/bench_score_matching.py).
+
+`field_score_matching_loss` fits the prior as what denoising and inversion use: a field
+(MRF) on whole images, log p(x) = Σ_positions Σ_k α_k G(s_k) with s = conv(x, K) + b. A
+patch model applied at every position counts each pixel in ph·pw cliques, so its score
+on an image is not the one the patch fit matched; the field objective matches that score,
+in pixel coordinates (the metric of white Gaussian noise, unlike the whitened one).
 """
 import tensorflow as tf
 
 from tfrestore.priors.experts import get_expert
 
-__all__ = ["score_matching_loss", "score_matching_pairwise", "score", "value_and_gradients"]
+__all__ = ["score_matching_loss", "score_matching_pairwise", "score", "value_and_gradients",
+           "field_score_matching_loss"]
 
 
 def score(x, w, alpha, expert):
@@ -69,6 +76,36 @@ def score_matching_pairwise(x, w, alpha, expert):
     t = tf.cast(tf.shape(x)[0], x.dtype)
     cross = tf.matmul(ag, ag, transpose_a=True) / t            # [N, N] E[α_k g_k α_l g_l]
     norm = 0.5 * tf.reduce_sum(cross * gram)
+    return trace + norm, trace, norm
+
+
+def field_score_matching_loss(prior, x):
+    """Score-matching objective of a `PatchPrior` as a field, on image crops x [B, H, W, C].
+
+    With s = conv(x, K) + b (K, b: `prior.kernel_and_bias()`, natural scale) the score and
+    the diagonal of its Jacobian are two transposed convolutions:
+        ψ(x)  = ∇ₓ log p = Σ_k conv_transpose(α_k g(s_k), K_k)
+        ∂ψ_i/∂x_i = Σ_k conv_transpose(α_k g'(s_k), K_k ∘ K_k)_i.
+    Only pixels at least ph−1 (pw−1) from the border count: every clique that contains
+    them lies inside the crop, so their ψ_i is the score of the whole-image field's
+    conditional p(x_i | rest) and the objective is unbiased for the field, with no
+    boundary model. Layouts "full" and "separable".
+    Returns:
+      (J, trace_term, norm_term), means per counted pixel and channel.
+    """
+    if prior.layout == "channelwise":
+        raise ValueError("Field score matching covers the 'full' and 'separable' layouts.")
+    x = tf.convert_to_tensor(x, tf.float32)
+    k, bias = prior.kernel_and_bias()
+    s = tf.nn.conv2d(x, k, 1, "VALID") + bias
+    alpha, shape = prior.alpha(), tf.shape(x)
+    psi = tf.nn.conv2d_transpose(alpha * prior.expert.g(s), k, shape, 1, "VALID")
+    diag = tf.nn.conv2d_transpose(alpha * prior.expert.gprime(s), tf.square(k), shape, 1,
+                                  "VALID")
+    mh, mw = prior.patch_size[0] - 1, prior.patch_size[1] - 1
+    inner = lambda t: t[:, mh:shape[1] - mh, mw:shape[2] - mw, :]  # noqa: E731
+    trace = tf.reduce_mean(inner(diag))
+    norm = 0.5 * tf.reduce_mean(tf.square(inner(psi)))
     return trace + norm, trace, norm
 
 

@@ -19,7 +19,7 @@ from tfrestore import summaries
 from tfrestore.plotting.mosaic import filter_mosaic
 from tfrestore.priors.score_matching import score_matching_loss, value_and_gradients
 
-__all__ = ["TrainConfig", "thesis_schedule", "train_prior", "filter_mosaic",
+__all__ = ["TrainConfig", "thesis_schedule", "train_prior", "train_field", "filter_mosaic",
            "THESIS_STEPS", "THESIS_BOUNDARIES", "THESIS_LRS"]
 
 # Thesis-code schedule for "full512" (REFERENCE §3): 25k Adam steps.
@@ -33,7 +33,8 @@ class TrainConfig:
     steps: int = THESIS_STEPS
     batch_size: int = 250
     lr: float = 1.0              # scales the whole schedule (THESIS_LRS[0] = 1.0)
-    schedule: str = "thesis"     # "thesis" (boundaries scaled by steps/25000) or "constant"
+    schedule: str = "thesis"     # "thesis" (boundaries scaled by steps/25000), "cosine" (to
+                                 # 2% of lr) or "constant"
     seed: int = 0
     eval_every: int = 500        # validation loss (and early stopping) every this many steps
     patience: int = 0            # evaluations without improvement before stopping (0: never)
@@ -89,12 +90,114 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     n, d = train_z.shape
     if d != prior.dim:
         raise ValueError(f"Training data has {d} dimensions, the prior {prior.dim}.")
+    if not prior.unit_norm:
+        raise ValueError("Patch score matching fits unit-norm filters; this prior has free "
+                         "norms (trained as a field): continue it with train_field.")
+    expert = prior.expert
+    data = tf.constant(train_z)
+    val = None
+    if val_z is not None and len(val_z):
+        val = tf.constant(np.asarray(val_z, np.float32)[:cfg.max_val])
+
+    # Objective and gradients compiled together (XLA): see score_matching.value_and_gradients.
+    grad_fn = value_and_gradients(prior.raw_filters, prior.alpha, expert,
+                                  prior.trainable_parameters())
+
+    @tf.function
+    def val_loss():
+        return tf.stack(score_matching_loss(val, prior.model_filters(), prior.alpha(), expert))
+
+    def batches(start):
+        order = _order(n, cfg.batch_size, cfg.seed, start, cfg.steps)
+        return (tf.data.Dataset.from_tensor_slices(order)
+                .batch(cfg.batch_size, drop_remainder=True)
+                .map(lambda idx: tf.gather(data, idx)).prefetch(2))
+
+    return _fit(prior, cfg, strategy, log, grad_fn, batches,
+                None if val is None else lambda: val_loss().numpy())
+
+
+def _crops(images, batch_size, crop, seed, start, steps):
+    """Random crops [batch, crop, crop, C] for steps [start, steps): step t draws from the
+    generator seeded (seed, t), so a resumed run sees the batches of an uninterrupted one."""
+    n, h, w = images.shape[:3]
+    for t in range(start, steps):
+        rng = np.random.default_rng([seed, t])
+        idx = rng.integers(0, n, batch_size)
+        ys, xs = rng.integers(0, h - crop + 1, batch_size), rng.integers(0, w - crop + 1,
+                                                                           batch_size)
+        yield np.stack([images[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
+
+
+def train_field(prior, train_images, val_images=None, config=None, crop=40, strategy=None,
+                log=print):
+    """Fit `prior` as a field on whole images: score matching of its energy on random crops
+    (`score_matching.field_score_matching_loss`), in natural-scale pixel coordinates.
+
+    The prior keeps its statistics and whitening (start from a patch-trained prior); its
+    filters and weights are trained, with free filter norms (`unit_norm=False`).
+
+    Args:
+      prior: a `PatchPrior` with `unit_norm=False` ("full" or "separable" layout).
+      train_images, val_images: [n, H, W, C] natural-scale images; validation uses the
+        whole held-out images.
+      config: `TrainConfig` (batch_size: crops per step).
+      crop: crop size; at least 2·(patch − 1) + 1 so that some pixel counts.
+    Returns:
+      history dict as `train_prior`'s.
+    """
+    from tfrestore.priors.score_matching import field_score_matching_loss
+    cfg = config or TrainConfig()
+    strategy = strategy or tf.distribute.get_strategy()
+    if prior.unit_norm:
+        raise ValueError("Train a field with free filter norms: a PatchPrior with "
+                         "unit_norm=False (tfrestore.priors.recipe.train_field_prior).")
+    train_images = np.asarray(train_images, np.float32)
+    if train_images.ndim != 4 or train_images.shape[-1] != prior.channels:
+        raise ValueError(f"Field training needs [n, H, W, {prior.channels}] images, got shape "
+                         f"{train_images.shape}.")
+    least = 2 * (max(prior.patch_size) - 1) + 1
+    if not least <= crop <= min(train_images.shape[1:3]):
+        raise ValueError(f"--crop={crop}: must be between {least} (a pixel whose cliques all "
+                         f"lie inside) and the image size {min(train_images.shape[1:3])}.")
+    params = prior.trainable_parameters()
+
+    @tf.function
+    def grad_fn(xb):
+        with tf.GradientTape() as tape:
+            j, t1, t2 = field_score_matching_loss(prior, xb)
+        return (j, t1, t2), tape.gradient(j, params)
+
+    def batches(start):
+        shape = (cfg.batch_size, crop, crop, prior.channels)
+        return tf.data.Dataset.from_generator(
+            lambda: _crops(train_images, cfg.batch_size, crop, cfg.seed, start, cfg.steps),
+            output_signature=tf.TensorSpec(shape, tf.float32)).prefetch(2)
+
+    val_fn = None
+    if val_images is not None and len(val_images):
+        val = np.asarray(val_images, np.float32)
+        val_step = tf.function(lambda v: tf.stack(field_score_matching_loss(prior, v)))
+
+        def val_fn(chunk=8):   # images are equal-sized: the mean of chunk means is the mean
+            parts = [val_step(tf.constant(val[i:i + chunk])).numpy() * len(val[i:i + chunk])
+                     for i in range(0, len(val), chunk)]
+            return np.sum(parts, axis=0) / len(val)
+    return _fit(prior, cfg, strategy, log, grad_fn, batches, val_fn)
+
+
+def _fit(prior, cfg, strategy, log, grad_fn, batches, val_fn):
+    """The training loop both objectives share: Adam on `grad_fn(batch) -> ((J, trace,
+    norm), grads)` over `batches(start_step)` (a tf.data.Dataset), validation `val_fn() ->
+    [J, trace, norm]` with best weights and early stopping, checkpoints, TensorBoard."""
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"Batch size {cfg.batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas.")
     params = prior.trainable_parameters()
     with strategy.scope():
-        lr = thesis_schedule(cfg.steps, cfg.lr) if cfg.schedule == "thesis" else cfg.lr
+        lr = (thesis_schedule(cfg.steps, cfg.lr) if cfg.schedule == "thesis" else
+              keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.02)
+              if cfg.schedule == "cosine" else cfg.lr)
         opt = keras.optimizers.Adam(learning_rate=lr)
         opt.build(params)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -115,15 +218,7 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     log_dir = D.log_dir(cfg.log_dir, strategy)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
 
-    expert = prior.expert
     replicas = strategy.num_replicas_in_sync
-    data = tf.constant(train_z)
-    val = None
-    if val_z is not None and len(val_z):
-        val = tf.constant(np.asarray(val_z, np.float32)[:cfg.max_val])
-
-    # Objective and gradients compiled together (XLA): see score_matching.value_and_gradients.
-    grad_fn = value_and_gradients(prior.raw_filters, prior.alpha, expert, params)
 
     def replica_step(xb):
         (j, t1, t2), grads = grad_fn(xb)
@@ -136,20 +231,13 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
         out = strategy.run(replica_step, args=(xb,))
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, out, axis=None)
 
-    @tf.function
-    def val_loss(xv):
-        return tf.stack(score_matching_loss(xv, prior.model_filters(), prior.alpha(), expert))
-
-    order = _order(n, cfg.batch_size, cfg.seed, start, cfg.steps)
-    ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size, drop_remainder=True)
-          .map(lambda idx: tf.gather(data, idx)).prefetch(2))
-    dist_ds = D.distribute_dataset(strategy, ds)
+    dist_ds = D.distribute_dataset(strategy, batches(start))
 
     hist = {"start_step": start, "stopped_early": False, "train": [], "val": []}
-    batches = iter(dist_ds)
+    batch_iter = iter(dist_ds)
 
     def step_fn(i):
-        last = train_step(next(batches))
+        last = train_step(next(batch_iter))
         step_var.assign(i + 1)
         return last[0], {"trace_term": last[1], "norm_term": last[2]}, opt.learning_rate
 
@@ -161,9 +249,9 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
             if step % cfg.log_every == 0:
                 m = logs.means()
                 hist["train"].append((step, logs.loss, m["trace_term"], m["norm_term"]))
-            if val is None or not (step % cfg.eval_every == 0 or step == cfg.steps):
+            if val_fn is None or not (step % cfg.eval_every == 0 or step == cfg.steps):
                 return
-            v = val_loss(val).numpy()
+            v = val_fn()
             hist["val"].append((step, float(v[0])))
             if v[0] < best_val.numpy() - cfg.min_delta:
                 best_val.assign(v[0])
@@ -201,12 +289,12 @@ def train_prior(prior, train_z, val_z=None, config=None, strategy=None, log=prin
     if writer:
         writer.flush()
     # The prior returned is the best on validation (if validated), else the last.
-    if val is not None and np.isfinite(best_val.numpy()):
+    if val_fn is not None and np.isfinite(best_val.numpy()):
         for b, p in zip(best_params, params):
             p.assign(b)
     last = result.last
     hist.update(steps=result.steps, seconds=result.seconds,
                 last_train=None if last is None else
                 [last.loss, last.means()["trace_term"], last.means()["norm_term"]],
-                best_val=float(best_val.numpy()) if val is not None else None)
+                best_val=float(best_val.numpy()) if val_fn is not None else None)
     return hist
