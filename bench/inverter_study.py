@@ -4,7 +4,8 @@ The plan (`JOBS`, in priority order): random-weight AlexNet (seed 0) conv1/lin..
 one solo module per layer (module k inverts conv_k to conv_(k-1); the conv_k inverter of the
 thesis's table is modules k..1 stacked); then the shared MobileNetV2 at expanded_conv_3_add,
 _5_add, _12_add: the three solo modules (stacked), and joint and end-to-end stacks from _12_add
-and from _5_add (from _3_add the stack is one module, and joint = end-to-end = solo).
+and from _5_add (from _3_add the stack is one module, and joint = end-to-end = solo), which
+fine-tune the converged stacked modules of their levels (--init).
 Every job is `bin/train_inverter.py` to convergence (held-out loss, best weights kept),
 resumable; features are computed once per classifier and level set (--feature_cache).
 
@@ -45,9 +46,14 @@ FLAGS = flags.FLAGS
 # 32 took 60 s for AlexNet's first module, and 700 images converge in epochs, not steps --
 # batch 8 gives 4x the updates per epoch for the same compute. Held-out loss every 100 steps
 # (~1.1 epochs); 4 evaluations without a 0.5% improvement are a plateau.
-COMMON = ["--num_val=100", "--seed=0", "--lr=3e-4", "--batch_size=8", "--steps=15000",
+COMMON = ["--num_val=100", "--seed=0", "--batch_size=8", "--steps=15000",
           "--schedule=plateau", "--patience=4", "--rtol=0.005", "--val_every=100",
           "--checkpoint_every=50", "--log_every=10", "--kind=deconv"]
+# Solo modules start from random weights at 3e-4. Joint and end-to-end stacks start from the
+# converged stacked modules of the same levels (--init; shipped by publish) at 1e-4: from
+# random weights a joint stack at _12_add took ~9 s per step on the shared cores and was
+# far from its plateau after 1400 of the 15k steps; fine-tuning starts near one.
+SCRATCH_LR, FINE_TUNE_LR = "--lr=3e-4", "--lr=1e-4"
 ALEX = ["--classifier=alexnet", "--weights=random", "--weights_seed=0"]
 ALEX_BLOCKS = ["conv1/lin", "conv2/lin", "conv3/lin", "conv4/lin", "conv5/lin"]
 MNV2 = ["--classifier=mobilenet_v2_tflite"]
@@ -59,17 +65,19 @@ def _jobs():
     for i, layer in enumerate(ALEX_BLOCKS, start=1):
         jobs.append({"name": f"alexnet_random_module{i}", "net": "alexnet_random",
                      "args": ALEX + [f"--blocks={','.join(ALEX_BLOCKS)}", "--mode=solo",
-                                     f"--module={layer}"], "cache": "alexnet_random"})
+                                     f"--module={layer}", SCRATCH_LR], "cache": "alexnet_random"})
     for i, layer in enumerate(MNV2_BLOCKS, start=1):
         jobs.append({"name": f"mobilenet_v2_module{i}", "net": "mobilenet_v2",
                      "args": MNV2 + [f"--blocks={','.join(MNV2_BLOCKS)}", "--mode=solo",
-                                     f"--module={layer}"], "cache": "mobilenet_v2"})
+                                     f"--module={layer}", SCRATCH_LR], "cache": "mobilenet_v2"})
     for depth, cache in ((3, "mobilenet_v2"), (2, "mobilenet_v2_to5")):
         layer = MNV2_BLOCKS[depth - 1]
         for mode in ("joint", "end_to_end"):
+            init = os.path.join("checkpoints", "inverters", f"mobilenet_v2_{layer}_stacked.keras")
             jobs.append({"name": f"mobilenet_v2_{layer}_{mode}", "net": "mobilenet_v2",
                          "args": MNV2 + [f"--blocks={','.join(MNV2_BLOCKS[:depth])}",
-                                         f"--mode={mode}"], "cache": cache})
+                                         f"--mode={mode}", f"--init={init}", FINE_TUNE_LR],
+                         "cache": cache})
     return jobs
 
 
@@ -277,9 +285,13 @@ def publish(runs, ckpt_out, results, include_unconverged):
           "held out: the other 100 (never trained on; `results/splits/` lists the 80 of them "
           "used by the study). Settings: `" + " ".join(COMMON) + "`: Adam, held-out loss "
           "every 100 steps; 4 evaluations without 0.5% relative improvement drop the rate "
-          "(/3, /10, /30 of 3e-4), a plateau at the last rate is convergence; the best "
-          "held-out weights are shipped. Steps and seconds: summed over the modules' "
-          "trainings (2 CPU cores shared with other work).", "",
+          "(/3, /10, /30 of the initial rate), a plateau at the last rate is convergence; "
+          "the best held-out weights are shipped. Solo modules (stacked inverters) start from "
+          "random weights at `" + SCRATCH_LR + "`; joint and end-to-end stacks fine-tune the "
+          "shipped stacked inverter of the same levels (`--init`) at `" + FINE_TUNE_LR + "`, "
+          "and their steps and seconds do not include the stacked modules' training. Steps "
+          "and seconds: summed over the modules' trainings (2 CPU cores shared with other "
+          "work).", "",
           "Rows: the inverter used from *layer*: the true held-out features of that layer "
           "chained down to the image. Image MSE on RGB 0-255, PSNR (dB), SSIM; feature NMSE "
           "= ||phi(x_rec) - phi(x)||^2 / ||phi(x)||^2 at that layer; module NMSE = the "

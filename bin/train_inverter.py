@@ -20,6 +20,9 @@
       --module=conv1/lin --schedule=plateau --patience=4 --rtol=0.005 --val_every=50 \
       --steps=15000 --batch_size=32 --feature_cache=/tmp/alexnet_feats.npz \
       --output_dir=/tmp/alexnet_conv1
+  # Joint or end-to-end fine-tuning that starts from converged stacked modules (same
+  # --blocks, --kind, --hidden) rather than from random weights:
+  #   ... --mode=joint --init=checkpoints/inverters/mobilenet_v2_expanded_conv_12_add_stacked.keras
 
 Writes OUTPUT_DIR/inverter.keras (load with `keras.models.load_model` after
 `import tfrestore`, or use with `bin/invert.py --method=network --inverter=...`),
@@ -74,6 +77,7 @@ flags.DEFINE_integer("log_every", 10, "Logging interval (steps).")
 flags.DEFINE_integer("val_every", 100, "Validation interval (steps); 0 = only at the end.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint interval (steps).")
 cli.define_strategy_flags()
+cli.define_init_flag()
 flags.DEFINE_string("output_dir", None, "Folder for inverter.keras, train_info.json, "
                     "eval.json, tensorboard/ and ckpt/.")
 flags.DEFINE_bool("fresh", False, "Delete the earlier run in --output_dir (ckpt/, "
@@ -98,6 +102,9 @@ def _check_resume(out, chief=True):
     # --steps as given: $TFRESTORE_MAX_STEPS is a smoke-test cap (an interruption), not a setting.
     names = RESULT_FLAGS + (CRITERION_FLAGS if FLAGS.patience else ())
     settings = {k: FLAGS[k].value for k in names}
+    if FLAGS.init:   # (only then: runs started before --init existed still resume)
+        from tfrestore.io import file_sha256
+        settings.update(init=FLAGS.init, init_sha256=file_sha256(FLAGS.init))
     make_folder(out, "--output_dir")
     # Multi-worker: only the chief deletes (--fresh) and records; the others check.
     if check_settings(os.path.join(out, "ckpt"), settings, fresh=FLAGS.fresh,
@@ -110,7 +117,8 @@ def _check_resume(out, chief=True):
 def main(argv):
     del argv
     from tfrestore.inverters import (TrainConfig, Trainer, build_stack, evaluate_stack,
-                                     resolve_blocks, save_stack, train_info)
+                                     load_inverter, resolve_blocks, save_stack, train_info,
+                                     warm_start)
     from tfrestore.inverters.training import module_nmse
     from tfrestore.io import write_json
     cfg = TrainConfig(mode=FLAGS.mode, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
@@ -138,10 +146,14 @@ def main(argv):
           f"; {data.n_train} training, {len(data.val_names)} validation images; "
           f"mode {cfg.mode}", flush=True)
     out = FLAGS.output_dir
-    trainer = Trainer(lambda: build_stack(clf, blocks=blocks, kind=FLAGS.kind,
-                                          hidden=FLAGS.hidden, seed=FLAGS.seed),
-                      data, cfg, strategy=strategy, logdir=os.path.join(out, "tensorboard"),
-                      ckpt_dir=os.path.join(out, "ckpt"))
+    init = load_inverter(FLAGS.init) if FLAGS.init else None
+
+    def new_stack():
+        stack = build_stack(clf, blocks=blocks, kind=FLAGS.kind, hidden=FLAGS.hidden,
+                            seed=FLAGS.seed)
+        return warm_start(stack, init, f"--init={FLAGS.init}") if init else stack
+    trainer = Trainer(new_stack, data, cfg, strategy=strategy,
+                      logdir=os.path.join(out, "tensorboard"), ckpt_dir=os.path.join(out, "ckpt"))
     if int(trainer.step.numpy()):
         print(f"Resuming from step {int(trainer.step.numpy())}"
               + (" (already converged)" if trainer.converged else ""), flush=True)
@@ -164,7 +176,7 @@ def main(argv):
     else:
         evaluation = evaluate_stack(trainer.stack, clf, data.val)
     write_json(os.path.join(out, "eval.json"), evaluation)
-    info = train_info(trainer, clf, {"command": " ".join(sys.argv)})
+    info = train_info(trainer, clf, {"command": " ".join(sys.argv), "init": FLAGS.init})
     write_json(os.path.join(out, "train_info.json"), info)
     write_json(os.path.join(out, "curve.json"), {
         k: info[k] for k in ("steps_done", "seconds", "converged", "best_step",

@@ -18,7 +18,7 @@ from tfrestore.inverters import (MODES, BlockError, InverseModule, InverterMisma
                                  TrainConfig, Trainer, build_stack, cut_layers,
                                  default_blocks, evaluate_stack, load_inverter,
                                  prepare_data, reconstruct_hybrid, reconstruct_with_network,
-                                 resolve_blocks, save_stack)
+                                 resolve_blocks, save_stack, warm_start)
 from tfrestore.inverters.training import batch_indices, level_losses
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -213,6 +213,30 @@ def test_save_load_round_trip(clf, data, tmp_path):
     assert loaded.levels == trainer.stack.levels and loaded.classifier_name == "tiny"
     with pytest.raises(ValueError, match=".keras"):
         save_stack(trainer.stack, str(tmp_path / "inv.h5"))
+
+
+def test_warm_start_continues_a_trained_stack_and_refuses_another(clf, data):
+    stacked = Trainer(stack_factory(clf), data, TrainConfig(mode="stacked", steps=6,
+                                                            batch_size=3, lr=1e-2, val_every=0))
+    stacked.train()
+    x = data.val[2]
+    # Joint fine-tuning starts where the stacked modules ended, not at its own seed's init.
+    joint = Trainer(lambda: warm_start(build_stack(clf, blocks=["c2", "c3"], seed=1),
+                                       stacked.stack),
+                    data, TrainConfig(mode="joint", steps=3, batch_size=3, lr=1e-3, val_every=0))
+    np.testing.assert_array_equal(np.asarray(joint.stack(x)), np.asarray(stacked.stack(x)))
+    fresh = build_stack(clf, blocks=["c2", "c3"], seed=1)
+    assert np.abs(np.asarray(fresh(x)) - np.asarray(stacked.stack(x))).max() > 1.0
+    before = [w.copy() for w in stacked.stack.get_weights()]
+    joint.train()
+    # ... and trains its own copy (the init stack is left as it was).
+    for a, b in zip(before, stacked.stack.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, joint.stack.get_weights()))
+    with pytest.raises(BlockError, match="levels"):
+        warm_start(build_stack(clf, blocks=["c3"]), stacked.stack)
+    with pytest.raises(BlockError, match="hidden"):
+        warm_start(build_stack(clf, blocks=["c2", "c3"], hidden=5), stacked.stack)
 
 
 def test_resume_equals_uninterrupted(clf, data, tmp_path):

@@ -90,6 +90,28 @@ def test_bad_input_exits_nonzero(classifier_file, tmp_path, args, message):
     assert message in proc.stderr
 
 
+def test_init_fine_tunes_a_trained_inverter(trained, classifier_file, tmp_path):
+    out, _ = trained
+    init = os.path.join(out, "inverter.keras")
+    args = [f"--classifier={classifier_file}", "--preprocessing=tf", f"--images={PHOTOS}",
+            "--num_val=2", "--mode=end_to_end", "--steps=100", "--batch_size=2",
+            f"--output_dir={tmp_path / 'ft'}"]
+    proc = run("train_inverter.py", args + ["--blocks=c2,c3", f"--init={init}"], steps=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.load(open(tmp_path / "ft" / "train_info.json"))
+    assert info["init"] == init and info["config"]["mode"] == "end_to_end"
+    settings = json.load(open(tmp_path / "ft" / "ckpt" / "run_settings.json"))
+    assert settings["init"] == init and len(settings["init_sha256"]) == 64
+    # Resuming without the same --init is refused, naming it.
+    proc = run("train_inverter.py", args + ["--blocks=c2,c3"], steps=3)
+    assert proc.returncode == 2 and "init" in proc.stderr
+    # An inverter of other blocks cannot start this run: one line, exit 2.
+    proc = run("train_inverter.py", [a.replace("/ft", "/other") for a in args]
+               + ["--blocks=c3", f"--init={init}"], steps=2)
+    assert proc.returncode == 2 and "does not match" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("method", ["network", "hybrid"])
 def test_invert_binary_network_and_hybrid(trained, classifier_file, tmp_path, method):
     out, _ = trained

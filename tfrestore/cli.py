@@ -201,6 +201,16 @@ def prepare_output_dir(path, outputs=()):
 
 # --- Flag groups shared by the training binaries ----------------------------------------
 
+def define_init_flag():
+    """--init: the saved model a trainer starts from (its file's digest is a setting)."""
+    flags.DEFINE_string("init", None, "Start from this saved model (.keras): train_dae, a DAE "
+                        "whose architecture and weights are fine-tuned (--features/--dilations "
+                        "are then ignored); train_prior --objective=field, the patch-trained "
+                        "prior to train further as a field; train_inverter, a trained inverter "
+                        "with the same blocks, kind and widths (e.g. converged stacked modules "
+                        "to fine-tune --mode=joint or end_to_end).")
+
+
 def define_prior_training_flags(*, input_size, steps, batch_size, lr, eval_every,
                                 checkpoint_every, output_help, batch_help="Examples per step.",
                                 lr_help="Learning rate.", seed_help="Seed of every random "
@@ -240,10 +250,7 @@ def define_prior_training_flags(*, input_size, steps, batch_size, lr, eval_every
                          "steps.")
     flags.DEFINE_string("tensorboard_dir", None, "TensorBoard log folder.")
     flags.DEFINE_string("output", None, output_help)
-    flags.DEFINE_string("init", None, "Start from this saved model (.keras): train_dae, a DAE "
-                        "whose architecture and weights are fine-tuned (--features/--dilations "
-                        "are then ignored); train_prior --objective=field, the patch-trained "
-                        "prior to train further as a field.")
+    define_init_flag()
     flags.DEFINE_integer("crop", 40, "Training crop size (train_dae; train_prior "
                          "--objective=field).")
     flags.mark_flag_as_required("images")

@@ -13,13 +13,13 @@ from tfrestore.inverters.reconstruct import (InverterMismatchError, NetworkResul
                                             check_inverter, load_inverter,
                                             reconstruct_hybrid, reconstruct_with_network)
 from tfrestore.inverters.stack import (BlockError, InverterStack, build_stack, cut_layers,
-                                      default_blocks, resolve_blocks)
+                                      default_blocks, resolve_blocks, warm_start)
 from tfrestore.inverters.training import (MODES, FeatureData, TrainConfig, Trainer,
                                          compute_features, evaluate_stack, prepare_data,
                                          save_stack, split_indices, train_info)
 
 __all__ = ["InverseModule", "MODULE_KINDS", "default_hidden", "InverterStack", "BlockError",
-           "build_stack", "cut_layers", "default_blocks", "resolve_blocks", "MODES",
+           "build_stack", "cut_layers", "default_blocks", "resolve_blocks", "warm_start", "MODES",
            "TrainConfig", "FeatureData", "Trainer", "compute_features", "prepare_data",
            "split_indices", "evaluate_stack", "save_stack", "train_info",
            "InverterMismatchError", "NetworkResult", "load_inverter", "check_inverter",

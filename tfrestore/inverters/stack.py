@@ -22,7 +22,7 @@ from tfrestore.classifiers.preprocessing import Preprocessing
 from tfrestore.inverters.modules import InverseModule
 
 __all__ = ["InverterStack", "BlockError", "build_stack", "default_blocks", "cut_layers",
-           "resolve_blocks"]
+           "resolve_blocks", "warm_start"]
 
 
 class BlockError(ValueError):
@@ -250,3 +250,21 @@ def build_stack(classifier, layer=None, blocks=None, kind="deconv", hidden=None,
     return InverterStack(levels, shapes, kind=kind, hidden=hidden, preprocessing=prep,
                          classifier=classifier.name,
                          name=f"inverter_{classifier.name}".replace(".", "_"))
+
+
+def warm_start(stack, init, source="--init"):
+    """Copy the weights of the trained stack `init` into `stack` (returns `stack`).
+
+    Used to fine-tune converged solo/stacked modules jointly or end to end: the chain
+    starts where the solo modules ended instead of from random weights. Both stacks must
+    invert the same levels of the same classifier, with the same module kinds and widths.
+    """
+    mine, theirs = stack.describe(), init.describe()
+    differ = [k for k in ("classifier", "levels", "shapes", "kinds", "hidden")
+              if mine[k] != theirs[k]]
+    if differ:
+        detail = "; ".join(f"{k} {theirs[k]} there, {mine[k]} here" for k in differ)
+        raise BlockError(f"{source}: the inverter does not match this run's stack ({detail}). "
+                         f"Pass the --blocks, --kind and --hidden it was trained with.")
+    stack.set_weights(init.get_weights())
+    return stack
