@@ -90,7 +90,7 @@ def main(argv):
                                                 wanted_specs)
     from tfrestore.inversion.learned import parse_prior_spec
     from tfrestore.inversion.methods import Method
-    from tfrestore.priors.layers import load_prior
+    from tfrestore.priors import load_prior
     from tfrestore.io import atomic_write, write_json
     from tfrestore.metrics import make_perceptual
     shard = parse_shard(FLAGS.shard)

@@ -98,7 +98,7 @@ CASES = [
                                    "--images=chelsea"], 2, "holds its own weights"),
     ("corrupt_keras_classifier", "classify", ["--classifier={bad_keras}", "--images=chelsea"],
      2, "cannot be read as a Keras model"),
-    ("corrupt_keras_prior", "api", "from tfrestore.priors.layers import load_prior\n"
+    ("corrupt_keras_prior", "api", "from tfrestore.priors import load_prior\n"
                                    "load_prior('{bad_keras}')", 2,
      "cannot be read as a Keras model"),
     ("prior_as_classifier", "classify", [f"--classifier={PRIOR}", "--images=chelsea"], 2,

@@ -40,7 +40,7 @@ def test_energy_map_psnr_does_not_fall_with_steps(kind, lam, held_out_crop, monk
     if kind == "tv":
         energy = tv_energy
     else:
-        from tfrestore.priors.layers import load_prior
+        from tfrestore.priors import load_prior
         energy = load_prior(os.path.join(REPO, "checkpoints", "foe_5x5x1_96_train400.keras"))
     r = map_denoise(noisy, energy, 25, lam, steps=300, tol=1e-7, clean=clean, trace_every=1)
     assert r.converged and r.steps < 300
@@ -60,7 +60,7 @@ def test_blind_dae_map_psnr_does_not_fall_with_steps(held_out_crop):
     σ = 25 worth of detail from inputs that no longer carry that much noise (the cause).
     (On set12 the blind DAE's mean drop is still 0.29–0.38 dB: README, "Denoising benchmark".)"""
     from tfrestore.priors.denoising import dae_map_denoise
-    from tfrestore.priors.layers import load_prior
+    from tfrestore.priors import load_prior
     clean, noisy = held_out_crop
     drops = {}
     for name, lam in (("dae_grey_blind_train400", 4.0), ("dae_grey_train400", 2.0)):

@@ -96,7 +96,7 @@ def train_dae_prior(images, output, image_size=180, max_images=0, grey=False,
         if linear_skip:
             raise ValueError("--linear_skip builds a new architecture; with --init the "
                              "saved DAE's architecture is used: drop one of the two.")
-        from tfrestore.priors.layers import load_prior
+        from tfrestore.priors import load_prior
         start = load_prior(init).dae
         if start.channels != arrays.shape[-1]:
             raise ValueError(f"--init {init} models {start.channels} channels, the data has "

@@ -122,7 +122,7 @@ def make_method(spec, channels, weights, log=print, max_steps=1000, tol=1e-7,
     from tfrestore.priors.dae import DAEPrior
     from tfrestore.priors.denoising import (dae_direct, dae_map_denoise, map_denoise,
                                             prior_energy_fn, tv_energy)
-    from tfrestore.priors.layers import load_prior
+    from tfrestore.priors import load_prior
 
     def energy_method(name, energy, grid):
         def run(y, sigma, lam, clean=None):

@@ -43,7 +43,7 @@ import tensorflow as tf
 from tfrestore.priors.experts import get_expert
 from tfrestore.priors.whitening import Whitening, identity_whitening
 
-__all__ = ["PatchPrior", "LAYOUTS", "load_prior", "PriorMismatchError"]
+__all__ = ["PatchPrior", "LAYOUTS", "PriorMismatchError"]
 
 LAYOUTS = ("full", "separable", "channelwise")
 
@@ -323,18 +323,3 @@ class PatchPrior(keras.Model):
         ph, pw = self.patch_size
         return (f"PatchPrior({self.layout}, {ph}x{pw}x{self.channels}, {self.n_experts} "
                 f"{self.expert.name} experts, {self.dim} dims, {json.dumps(self.metadata)})")
-
-
-def load_prior(path):
-    """Load a saved `.keras` prior: a `PatchPrior`, or a denoising autoencoder wrapped as a
-    `DAEPrior` (energy readout ‖r(x) − x‖², gradient −(r(x) − x)/σ²); clear error otherwise."""
-    from tfrestore.io import read_keras
-    from tfrestore.priors.dae import DAEPrior, DenoisingAutoencoder
-    prior = read_keras(path, "Prior")
-    if isinstance(prior, DenoisingAutoencoder):
-        return DAEPrior(prior, path=path)
-    if not isinstance(prior, PatchPrior):
-        raise ValueError(f"'{path}' holds a {type(prior).__name__}, not a learned prior "
-                         f"(PatchPrior from bin/train_prior.py or DenoisingAutoencoder from "
-                         f"bin/train_dae.py).")
-    return prior

@@ -239,7 +239,7 @@ def train_field_prior(images, output, init, image_size=128, max_images=0, classi
     from tfrestore.data.patches import split_by_image
     from tfrestore.io import (cap_steps, environment_info, file_sha256, make_folder,
                               portable_record, write_json)
-    from tfrestore.priors.layers import PatchPrior, load_prior
+    from tfrestore.priors import PatchPrior, load_prior
     from tfrestore.priors.training import TrainConfig, train_field
 
     settings = {k: v for k, v in locals().items() if k not in ("log", "fresh")
