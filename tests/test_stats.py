@@ -277,3 +277,22 @@ def test_unknown_layer_lists_valid_names(tmp_path):
     clf = load_classifier(_tiny_keras(str(tmp_path / "tiny.keras")))
     with pytest.raises(UnknownLayerError, match="conv_zz.*conv_a"):
         stats.featmap_stats(clf, "conv_zz", ["astronaut", "chelsea"])
+
+
+def test_dc_colour_response_of_a_known_linear_layer():
+    # A layer whose mean response to constant colour c is A c (+ bias): the singular values
+    # and the weakest direction are those of A, whatever the spatial kernel's shape.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 3)) @ np.diag([3.0, 1.0, 0.1])
+    kernel = rng.uniform(0.5, 1.5, (3, 3))
+    kernel /= kernel.sum()               # spatial taps sum to 1: a constant image gives A c
+
+    def feature_fn(x):
+        from scipy.ndimage import convolve
+        x = np.asarray(x, np.float64)
+        chans = [convolve(x[0, :, :, c], kernel, mode="nearest") for c in range(3)]
+        return (np.stack(chans, -1) @ a.T + 7.0)[None]
+    s, dirs = stats.dc_colour_response(feature_fn, 32)
+    _, s_ref, vt = np.linalg.svd(a)
+    np.testing.assert_allclose(s, s_ref[::-1], rtol=1e-5)
+    assert abs(abs(dirs[0] @ vt[-1]) - 1) < 1e-6 and abs(abs(dirs[-1] @ vt[0]) - 1) < 1e-6
