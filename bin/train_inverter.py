@@ -104,6 +104,9 @@ def _check_resume(out, chief=True):
     settings = {k: FLAGS[k].value for k in names}
     if FLAGS.init:   # (only then: runs started before --init existed still resume)
         from tfrestore.io import file_sha256
+        if not os.path.isfile(FLAGS.init):
+            raise FileNotFoundError(f"--init={FLAGS.init}: no such file; pass a trained "
+                                    f"inverter (.keras) of the same blocks, kind and widths.")
         settings.update(init=FLAGS.init, init_sha256=file_sha256(FLAGS.init))
     make_folder(out, "--output_dir")
     # Multi-worker: only the chief deletes (--fresh) and records; the others check.

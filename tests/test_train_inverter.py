@@ -79,6 +79,7 @@ def test_mirrored_flag_two_cpu_replicas(classifier_file, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--images=no_such_folder"], "no_such_folder"),
     (["--blocks=c3,c2"], "network order"),
+    (["--init=no_such_inverter.keras"], "--init=no_such_inverter.keras: no such file"),
 ])
 def test_bad_input_exits_nonzero(classifier_file, tmp_path, args, message):
     base = {"--images": f"--images={PHOTOS}", "--blocks": "--blocks=c2,c3"}
