@@ -3,7 +3,8 @@
 Results accumulate in a JSON file written atomically after each (layer, method) cell;
 a rerun with the same settings skips the cells it already has for unchanged methods, so
 an interrupted comparison resumes where it stopped and a changed method is rerun alone.
-`markdown_table` renders mean ± std per metric, rows = methods, columns = layers.
+`markdown_table` renders the mean per metric with its 95% bootstrap interval, rows = methods,
+columns = layers.
 
 Sharding (`shard=(I, N)`, `--shard=I/N`): cell k (in layer-major order) belongs to shard
 k mod N. A shard writes its cells to OUTPUT.shard-I-of-N.json (and _examples.npz) only, so
@@ -349,9 +350,12 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
 
 
 def _fmt(values, metric):
+    """Mean over images [95% percentile-bootstrap interval of the mean] (seeded)."""
+    from tfrestore.metrics.paired import bootstrap_ci
     v = np.asarray(values, np.float64)
     digits = {"psnr": 2, "mse": 0}.get(metric, 3)
-    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+    lo, hi = bootstrap_ci(v)
+    return f"{v.mean():.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def _unconverged(cell):
@@ -434,9 +438,10 @@ def wide_table(results, layers, rows, metrics=("mse", "feature_error"), referenc
 
 
 def markdown_table(results, layers, method_names, baseline=None):
-    """One table per metric: rows methods, columns layers, mean ± std over images; † marks
-    a cell whose optimisation did not meet the convergence criterion at its end. With a
-    `baseline` method, paired tables (SSIM, feature error) against it follow."""
+    """One table per metric: rows methods, columns layers, mean over images [95% bootstrap
+    interval of the mean]; † marks a cell whose optimisation did not meet the convergence
+    criterion at its end. With a `baseline` method, paired tables (SSIM, feature error)
+    against it follow."""
     cells = results["cells"]
     metrics = [m for m in METRICS if any(m in c.get("per_image", {}) for c in cells.values())]
     out = []
