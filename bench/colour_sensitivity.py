@@ -5,9 +5,9 @@ For each layer, the normalised feature error (the study's metric, ||φ(x') − �
 causes, along grey (1, 1, 1)/√3 and along the colour directions the layer sees least and
 most. Those directions are the singular vectors of the layer's mean response to a unit
 constant-colour change (`tfrestore.stats.dc_colour_response`: one column per RGB channel,
-measured at mid grey on interior positions). A shift whose feature error is below the error at which a reconstruction stops
-(the study's feature error column) is invisible to the feature-matching term: the priors
-and the initialisation decide it. Images are shifted unclipped, so the measure is of the
+measured at mid grey on interior positions). A shift whose feature error is below the error
+at which a reconstruction stops (the study's feature error column) is invisible to the
+feature-matching term: the priors and the initialisation decide it. Images are shifted unclipped, so the measure is of the
 network, not of saturation.
 
   python bench/colour_sensitivity.py --output=results/colour_sensitivity.md
@@ -70,8 +70,8 @@ def main(argv):
     md = ["# Colour sensitivity of the layers", "",
           f"`python bench/colour_sensitivity.py --classifier={FLAGS.classifier} "
           f"--images={FLAGS.images} --limit={FLAGS.limit} --shift={FLAGS.shift:g}`", "",
-          f"{clf.name}; {len(images)} development images. Feature error (||φ(x+δ) − φ(x)||² / "
-          f"||φ(x)||², mean over images) of a uniform shift δ of {FLAGS.shift:g} grey levels "
+          f"{clf.name}; {len(images)} development images. Feature error "
+          f"(||φ(x+δ) − φ(x)||² / ||φ(x)||², mean over images) of a uniform shift δ of {FLAGS.shift:g} grey levels "
           "along grey, along the colour direction the layer sees least (RGB, unit length) and "
           "along the one it sees most; singular values: mean response per grey level of "
           "constant colour, weakest to strongest. Last column: the mean feature error of the "

@@ -7,8 +7,8 @@ The config (JSON) names the classifier, the layers, the methods (see
 `tfrestore/inversion/methods.py`) and optional "overrides" every method starts from (e.g.
 the convergence criterion of a study). Writes OUTPUT.json (every per-image number and each
 optimisation cell's curve; resumable: a rerun continues where an interrupted one stopped,
-inside a cell from its last checkpoint), OUTPUT.md (mean [95% bootstrap interval] per metric, rows methods,
-columns layers, paired statistics against the baseline, steps/convergence/seconds per cell),
+inside a cell from its last checkpoint), OUTPUT.md (mean [95% bootstrap interval] per metric,
+rows methods, columns layers, paired statistics against the baseline, steps/convergence/seconds per cell),
 OUTPUT.png (rows methods, columns layers) and OUTPUT_curves.png.
 """
 import json
@@ -124,7 +124,8 @@ def main(argv):
           f"{len(loaded)} test images, optimisation steps: "
           f"{f'at most {FLAGS.steps}' if FLAGS.steps else 'the presets'}"
           f" (a method's own budget wins; the budget table says what each cell ran), seed "
-          f"{FLAGS.seed}; mean over images [95% bootstrap interval of the mean]. Perceptual: {perceptual_name}"
+          f"{FLAGS.seed}; mean over images [95% bootstrap interval of the mean]. Perceptual: "
+          f"{perceptual_name}"
           f"{'' if perceptual else ' (unavailable, skipped)'}. tfrestore {env['tfrestore']}, "
           f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names,
                                                              baseline=FLAGS.baseline or names[0]))

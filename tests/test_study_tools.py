@@ -117,4 +117,3 @@ def test_fmap_dae_vs_wiener(tmp_path):
     assert abs(dae_mse - noisy) / noisy < 0.05          # r(x) ≈ x: no gain
     bad = _run("fmap_dae_vs_wiener.py", ["--daes=only:three:parts"])
     assert bad.returncode == 2 and "NETWORK:WEIGHTS:LAYER" in bad.stderr
-

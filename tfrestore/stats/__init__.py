@@ -10,8 +10,8 @@ from tfrestore.stats.toeplitz import (autocovariance, interior_indices, offset_i
                                       regularized_inverse, shuffled_baseline,
                                       toeplitz_projection, toeplitz_residual)
 
-__all__ = ["FeatureMapAccumulator", "centre_crop_box", "dc_colour_response", "analyse", "default_margin",
-           "featmap_stats", "iter_image_batches", "save_stats", "summary", "fraction_zeros",
-           "gini_index", "gini_index_tf", "autocovariance", "interior_indices", "offset_index",
-           "regularized_inverse", "shuffled_baseline", "toeplitz_projection",
-           "toeplitz_residual"]
+__all__ = ["FeatureMapAccumulator", "centre_crop_box", "dc_colour_response", "analyse",
+           "default_margin", "featmap_stats", "iter_image_batches", "save_stats", "summary",
+           "fraction_zeros", "gini_index", "gini_index_tf", "autocovariance",
+           "interior_indices", "offset_index", "regularized_inverse", "shuffled_baseline",
+           "toeplitz_projection", "toeplitz_residual"]
