@@ -200,3 +200,27 @@ def test_any_keras_optimizer_by_name_and_clear_error():
     assert type(E.make_optimizer("rmsprop", 0.1)).__name__ == "RMSprop"
     with pytest.raises(ValueError, match="Unknown optimizer 'adamx'"):
         E.make_optimizer("adamx", 0.1)
+
+
+def test_trace_key_compiles_one_step_per_key_and_switches_the_loss():
+    """`trace_key`: the loss reads a Python flag at trace time; each value gets its own
+    compiled step (traced once), and the run follows the flag step by step."""
+    x = tf.Variable([[4.0]])
+    state = {"double": False, "traces": 0}
+
+    def loss_fn(step, steps):
+        state["traces"] += 1
+        g = 2.0 if state["double"] else 1.0
+        total = 0.5 * g * tf.reduce_sum(tf.square(x), axis=1)
+        return total, {}
+
+    class Flip(E.Callback):
+        def on_step_begin(self, engine, step):
+            state["double"] = step >= 2
+
+    eng = E.Engine(x, loss_fn, E.make_optimizer("sgd", 0.25, momentum=0.0),
+                   trace_key=lambda: state["double"])
+    eng.run(4, [Flip()])
+    assert state["traces"] == 2
+    # two steps of x -= 0.25 x, then two of x -= 0.5 x
+    np.testing.assert_allclose(x.numpy(), [[4.0 * 0.75 ** 2 * 0.5 ** 2]], rtol=1e-6)

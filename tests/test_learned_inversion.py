@@ -104,6 +104,32 @@ def test_two_phase_gate(priors, images):
     assert all(v == 0 for v in before) and all(v > 0 for v in after)
 
 
+def test_inactive_prior_is_not_evaluated(priors, images):
+    """Before `prior_start` the compiled step leaves the prior out (not weight 0), and the
+    crops it draws are the same whether or not the prior is evaluated."""
+    from tfrestore.inversion import PriorTerm
+    clf = tiny_classifier()
+    prior = keras.models.load_model(priors[0])
+    calls = tf.Variable(0, dtype=tf.int64)
+
+    def counted(x):
+        calls.assign_add(1)
+        return prior(x)
+
+    term = PriorTerm(counted, weight=1e-3, name="prior:counted", crop=0.5, seed=3)
+    settings = get_settings("mv2016", clf, "c2", steps=10, prior_start=0.3)
+    res = invert(clf, images, settings, extra_terms=[term], steps=10, log_every=1,
+                 verbose=False)
+    assert int(calls.numpy()) == 7          # steps 4-10 only
+    assert [h["terms"]["prior:counted"] > 0 for h in res.history] == [False] * 3 + [True] * 7
+    # crops (12x12 of 24x24): 10 draws of (top, left) whatever the phase, so the generator
+    # ends where a fresh one ends after 10 draws
+    fresh = tf.random.Generator.from_seed(3)
+    for _ in range(10):
+        fresh.uniform((), 0, 13, tf.int32), fresh.uniform((), 0, 13, tf.int32)
+    assert np.array_equal(term.generator.state.numpy(), fresh.state.numpy())
+
+
 def test_prior_lowers_its_energy_during_inversion(priors, images):
     clf = tiny_classifier()
     settings = get_settings("mv2016", clf, "c2", steps=15, tv_weight=0.0)

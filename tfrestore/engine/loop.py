@@ -175,10 +175,13 @@ class Engine(Loop):
       jit_update: XLA-compile the update after the gradient (optimizer, noise,
         projection): a dozen elementwise ops on image-size tensors fused into a few
         loops, ~3x cheaper on CPU (bench/bench_inversion.py); same maths.
+      trace_key: optional callable returning a hashable Python value that `loss_fn` reads
+        at trace time (e.g. which terms are switched on); the step is compiled once per
+        value it takes, so a term switched off costs nothing rather than a zero weight.
     """
 
     def __init__(self, variables, loss_fn, optimizer, project=None, temperature=0.0,
-                 seed=0, jit_compile=False, jit_update=True):
+                 seed=0, jit_compile=False, jit_update=True, trace_key=None):
         super().__init__(optimizer)
         self.variables = list(variables) if isinstance(variables, (list, tuple)) else \
             [variables]
@@ -191,12 +194,14 @@ class Engine(Loop):
         self._update_fn = tf.function(self._update, jit_compile=bool(jit_update)) \
             if not jit_compile else self._update
         self.step_fn = tf.function(self._step, jit_compile=jit_compile)
+        self.trace_key = trace_key
 
     def _current_lr(self):
         lr = self.optimizer.learning_rate
         return tf.cast(lr, tf.float32)
 
-    def _step(self, step, steps):
+    def _step(self, step, steps, key=None):
+        del key   # only selects the compiled trace (see `trace_key`)
         with tf.GradientTape() as tape:
             total, terms = self.loss_fn(step, steps)
             loss = tf.reduce_sum(total)
@@ -216,4 +221,5 @@ class Engine(Loop):
         return lr
 
     def _run_step(self, i):
-        return self.step_fn(tf.constant(i, tf.int32), tf.constant(self.steps, tf.int32))
+        key = self.trace_key() if self.trace_key else None
+        return self.step_fn(tf.constant(i, tf.int32), tf.constant(self.steps, tf.int32), key)

@@ -223,9 +223,10 @@ class PriorTerm(Term):
         self.generator = None
         if self.crop:
             self.make_generator()
-        # 0 switches the term off without retracing the compiled step (two-phase runs:
-        # feature loss alone first, then with the priors; see `prior_start`).
-        self.gate = tf.Variable(1.0, trainable=False, name="prior_gate")
+        # False switches the term off (two-phase runs: feature loss alone first, then with
+        # the priors; see `prior_start`). Read at trace time: the optimiser's step is
+        # compiled once per state (`Engine.trace_key`), so an inactive prior is not evaluated.
+        self.active = True
 
     def make_generator(self):
         """The seeded generator of the crops (created eagerly: it is checkpointed)."""
@@ -247,11 +248,12 @@ class PriorTerm(Term):
 
     def __call__(self, x):
         scale = 1.0
-        if self.crop:
+        if self.crop:   # drawn while inactive too: the crops do not depend on the phase
             x, scale = self._random_crop(x)
-        e = tf.convert_to_tensor(self.fn(x))
-        e = tf.cast(e, tf.float32)
-        return self.gate * scale * (e if e.shape.rank == 1 else _sum_per_image(e))
+        if not self.active:
+            return tf.zeros(tf.shape(x)[:1])
+        e = tf.cast(tf.convert_to_tensor(self.fn(x)), tf.float32)
+        return scale * (e if e.shape.rank == 1 else _sum_per_image(e))
 
     def describe(self):
         d = dict(super().describe(), crop=self.crop, seed=self.seed)

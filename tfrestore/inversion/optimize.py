@@ -69,13 +69,13 @@ class InversionResult:
 class _PriorGate(E.Callback):
     """Switch learned-prior terms on at `on_step` (two-phase runs), also when resuming."""
 
-    def __init__(self, gates, on_step):
-        self.gates, self.on_step = gates, on_step
+    def __init__(self, terms, on_step):
+        self.terms, self.on_step = terms, on_step
 
     def on_step_begin(self, engine, step):
         if step in (engine.start_step, self.on_step):
-            for g in self.gates:
-                g.assign(1.0 if step >= self.on_step else 0.0)
+            for t in self.terms:
+                t.active = step >= self.on_step
 
 
 class ImageOptimizer:
@@ -120,7 +120,11 @@ class ImageOptimizer:
         self.optimizer = E.make_optimizer(s.optimizer, self.schedule, momentum=s.momentum)
         self.engine = E.Engine(self.param.variables, self._loss, self.optimizer,
                                project=self.param.project if self.param.bound else None,
-                               temperature=temperature, seed=s.seed)
+                               temperature=temperature, seed=s.seed,
+                               trace_key=self._active_priors)
+
+    def _active_priors(self):
+        return tuple(t.active for t in self.objective.terms if isinstance(t, PriorTerm))
 
     @staticmethod
     def _param_options(s):
@@ -158,9 +162,9 @@ class ImageOptimizer:
         s, cbs = self.settings, []
         if s.optimizer == "sgd" and s.momentum_reset:
             cbs.append(E.OptimizerReset(getattr(self.schedule, "step_boundaries", [])))
-        gates = [t.gate for t in self.objective.terms if isinstance(t, PriorTerm)]
-        if gates:
-            cbs.append(_PriorGate(gates, E.step_boundaries([s.prior_start], self.steps)[0]))
+        priors = [t for t in self.objective.terms if isinstance(t, PriorTerm)]
+        if priors:
+            cbs.append(_PriorGate(priors, E.step_boundaries([s.prior_start], self.steps)[0]))
         cbs.append(E.NanGuard())
         last_drop = max(getattr(self.schedule, "step_boundaries", [0]) or [0])
         jitter_off = E.step_boundaries([s.jitter_off], self.steps)[0] if s.jitter else 0
