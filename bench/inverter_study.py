@@ -209,6 +209,20 @@ def _job_state(runs, name, stack_factory):
                    if k in r} for r in history if "val_total" in r]}
 
 
+def _already_shipped(ckpt_out, name, rec):
+    """True when `name` is shipped from the same training state: a re-save would change the
+    file's bytes (and so its SHA-256, which keys the study cells that use it) for nothing."""
+    path = os.path.join(ckpt_out, f"{name}.json")
+    if not os.path.exists(os.path.join(ckpt_out, f"{name}.keras")) or not os.path.exists(path):
+        return False
+    with open(path) as f:
+        old = json.load(f)
+
+    def state(modules):   # what was trained, not how the command line is spelled today
+        return [{k: v for k, v in m.items() if k != "command"} for m in modules]
+    return state(old.get("modules", [])) == state(json.loads(json.dumps(rec["modules"])))
+
+
 def publish(runs, ckpt_out, results, include_unconverged):
     import numpy as np
     import tfrestore  # noqa: F401  (registers the Keras classes)
@@ -256,7 +270,8 @@ def publish(runs, ckpt_out, results, include_unconverged):
                "held_out_images": [os.path.basename(n) for n in val_names],
                "held_out": ev, "valid_from": [stack.levels[s] for s in sources],
                "modules": [{"module": m, **s[1]} for (j, m), s in zip(parts, states)]}
-        if ckpt_out:   # (empty: tables and curves only, e.g. a progress report with --all)
+        if ckpt_out and not _already_shipped(ckpt_out, name, rec):
+            # (empty ckpt_out: tables and curves only, e.g. a progress report with --all)
             save_stack(stack, os.path.join(ckpt_out, f"{name}.keras"))
             write_json(os.path.join(ckpt_out, f"{name}.json"), rec)
         records[name] = {k: v for k, v in rec.items() if k != "held_out_images"}
