@@ -37,3 +37,21 @@ def test_portable_record(tmp_path, monkeypatch):
     assert portable_record(f"{elsewhere},{inside},chelsea") == "a.png,imgs/b.png,chelsea"
     assert portable_record([elsewhere, "rel/c.png"]) == ["a.png", "rel/c.png"]
     assert portable_record(None) is None and portable_record(3) == 3
+
+
+@pytest.mark.parametrize("value,expected,warns", [("2", "2 2", False), ("x", "default", True)])
+def test_thread_setting_sizes_tensorflow_pools(value, expected, warns):
+    """TFRESTORE_THREADS=N sets both pools at import; a bad value is ignored with a warning
+    naming the fix (importing a library never fails on it)."""
+    import subprocess
+    import sys
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "import tfrestore, tensorflow as tf\n"
+            "t = tf.config.threading\n"
+            "a, b = t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads()\n"
+            "print('default' if a == b == 0 else f'{a} {b}')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, TFRESTORE_THREADS=value), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == expected
+    assert ("TFRESTORE_THREADS='x' ignored: set a whole number" in res.stderr) == warns

@@ -51,7 +51,32 @@ def _import_tensorflow_quietly():
                 sys.stderr.flush()
 
 
+def _apply_thread_setting():
+    """TFRESTORE_THREADS=N (N > 0) sizes TensorFlow's intra- and inter-op pools to N threads.
+
+    TensorFlow sizes both for the whole machine; several long jobs sharing the cores then
+    run many more busy threads than there are cores (bench/bench_threads.py measures what it
+    costs). It must act before TensorFlow's runtime starts, hence here, at import.
+    """
+    import warnings
+    value = _os.environ.get("TFRESTORE_THREADS", "").strip()
+    if value in ("", "0"):
+        return
+    if not value.isdigit():   # a warning, not an error: importing a library should not fail
+        warnings.warn(f"TFRESTORE_THREADS={value!r} ignored: set a whole number of threads "
+                      f"(0 or unset: TensorFlow's default).", stacklevel=2)
+        return
+    import tensorflow as tf
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(value))
+        tf.config.threading.set_inter_op_parallelism_threads(int(value))
+    except RuntimeError as e:   # TensorFlow ran ops before tfrestore was imported
+        warnings.warn(f"TFRESTORE_THREADS={value} not applied: {e} (import tfrestore before "
+                      f"running TensorFlow ops).", stacklevel=2)
+
+
 _import_tensorflow_quietly()
+_apply_thread_setting()
 
 from tfrestore import classifiers  # noqa: E402,F401
 from tfrestore import inverters  # noqa: E402,F401
