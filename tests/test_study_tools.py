@@ -1,5 +1,6 @@
 """The study's report tools in bench/: the rerun check (reproducibility of cells rerun from
-scratch) and the thesis's AlexNet table, on comparison JSONs made here."""
+scratch), the thesis's AlexNet table, on comparison JSONs made here, and the inverter
+study's publishing."""
 import copy
 import json
 import os
@@ -117,3 +118,17 @@ def test_fmap_dae_vs_wiener(tmp_path):
     assert abs(dae_mse - noisy) / noisy < 0.05          # r(x) ≈ x: no gain
     bad = _run("fmap_dae_vs_wiener.py", ["--daes=only:three:parts"])
     assert bad.returncode == 2 and "NETWORK:WEIGHTS:LAYER" in bad.stderr
+
+
+def test_inverter_publish_keeps_an_unchanged_inverter(tmp_path):
+    """publish re-saves an inverter only when its training state changed: a re-save changes
+    the file's bytes, and so the SHA-256 that keys the study cells using it."""
+    import inverter_study
+    modules = [{"module": 0, "step": 2200, "converged": True, "command": "python a --lr=1e-4"}]
+    (tmp_path / "inv.json").write_text(json.dumps({"modules": modules}))
+    respelled = [dict(modules[0], command="python a --seed=0 --lr=1e-4")]
+    assert not inverter_study._already_shipped(str(tmp_path), "inv", {"modules": respelled})
+    (tmp_path / "inv.keras").write_bytes(b"weights")
+    assert inverter_study._already_shipped(str(tmp_path), "inv", {"modules": respelled})
+    trained_on = [dict(modules[0], step=2300)]
+    assert not inverter_study._already_shipped(str(tmp_path), "inv", {"modules": trained_on})
