@@ -13,7 +13,8 @@ import tensorflow as tf
 import tfrestore  # noqa: F401
 from tfrestore.classifiers import Classifier
 from tfrestore.inversion import FeatureLoss, Objective, get_settings, invert
-from tfrestore.inversion.comparison import (markdown_table, missing_cells, run_comparison,
+from tfrestore.inversion.comparison import (end_of_run_table, end_slope, markdown_table,
+                                            missing_cells, run_comparison,
                                             spec_at)
 from tfrestore.inversion.learned import parse_prior_spec, prior_terms
 from tfrestore.inversion.methods import Method, methods_from_config
@@ -217,12 +218,20 @@ def test_comparison_runs_every_cell_and_resumes(tmp_path, priors, images):
         methods_from_config({"x": {"prior": []}})
 
 
-def test_comparison_cells_record_curves_and_resume_inside_a_cell(tmp_path, images):
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_comparison_cells_record_curves_and_resume_inside_a_cell(tmp_path, images, hybrid):
     """A cell interrupted mid-run resumes from its checkpoint to the uninterrupted result,
-    and its curve spans both sittings (steps in order, seconds not restarting)."""
+    and its curve spans both sittings (steps in order, seconds not restarting); a hybrid
+    cell (network start, then optimisation) as well."""
     from tfrestore.engine import callbacks as E
     clf = tiny_classifier()
-    methods = methods_from_config({"mv2016": {}}, overrides={"converge_window": 2})
+    spec = {}
+    if hybrid:
+        from tfrestore.inverters import build_stack, save_stack
+        inverter = save_stack(build_stack(clf, blocks=["p1", "c2"], seed=0),
+                              str(tmp_path / "inverter.keras"))
+        spec = {"inverter": {"c2": inverter}, "hybrid": True}
+    methods = methods_from_config({"mv2016": spec}, overrides={"converge_window": 2})
     assert methods[0].overrides == {"converge_window": 2}
     kw = dict(steps=12, log=lambda s: None, curve_every=3)
     whole = run_comparison(clf, ["c2"], methods, images, ["a", "b"],
@@ -429,3 +438,23 @@ def test_a_cell_folder_started_under_another_method_is_not_resumed(tmp_path, ima
                          steps=4, log=log, work_dir=str(tmp_path / "cells"))
     assert any("method changed since the cell started; restarting it" in m for m in seen)
     assert res["cells"]["c2 | m"]["record"]["steps_run"] == 4
+
+
+def test_end_slope_measures_the_trend_after_the_last_schedule_event():
+    """SSIM rising 0.002 per 100 steps after a jump at step 2750 (jitter off): the slope over
+    the last 250 steps is 0.002 per 100, the jump is left out, too short a tail is None."""
+    curve = [{"step": s, "ssim": [0.3 + (0.1 if s > 2750 else 0.0) + 2e-5 * s,
+                                  0.5 + (0.1 if s > 2750 else 0.0) + 2e-5 * s]}
+             for s in range(50, 3501, 50)]
+    assert end_slope(curve, span=250, after=2750) == pytest.approx(0.002)
+    short = [p for p in curve if p["step"] <= 2850]   # 50 steps after the jump
+    assert end_slope(short, span=250, after=2750) is None
+    assert end_slope(short, span=250, after=2750, min_span=50) == pytest.approx(0.002)
+    assert end_slope(curve, span=1000, after=0) > 0.002              # spans the jump
+    assert end_slope([], span=250) is None
+    cells = {"c1 | m": {"record": {"convergence": {"relative_change": 0.012,
+                                                   "checked_after_step": 2750}},
+                        "curve": curve},
+             "c2 | m": {"seconds": 1.0}}
+    table = end_of_run_table({"cells": cells}, ["c1", "c2"], ["m"])
+    assert "| m | 1.2%, +0.0020 | – |" in table

@@ -20,9 +20,10 @@ import numpy as np
 
 from tfrestore.io import write_json
 
-__all__ = ["run_comparison", "markdown_table", "budget_table", "METRICS", "parse_shard",
-           "shard_path", "load_results", "missing_cells", "curve_evaluator", "wide_table",
-           "spec_at", "has_spec", "wanted_specs", "study_settings", "status_table"]
+__all__ = ["run_comparison", "markdown_table", "budget_table", "end_of_run_table", "end_slope",
+           "METRICS", "parse_shard", "shard_path", "load_results", "missing_cells",
+           "curve_evaluator", "wide_table", "spec_at", "has_spec", "wanted_specs",
+           "study_settings", "status_table"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
 
@@ -298,7 +299,7 @@ def run_comparison(classifier, layers, methods, images, paths, results_path, ste
             if has_spec(results["cells"].get(key), layer, spec):
                 continue
             run_options, cell_dir = {}, None
-            if work_dir and not method.uses_network:
+            if work_dir and (not method.uses_network or method.hybrid):   # optimisation
                 cell_dir = os.path.join(work_dir, _slug(key))
                 _claim_cell_dir(cell_dir, key, spec, log)
                 run_options = dict(checkpoint_dir=os.path.join(cell_dir, "checkpoint"),
@@ -411,6 +412,49 @@ def budget_table(results, layers, method_names):
     return "\n".join(out) + "\n"
 
 
+def end_slope(curve, metric="ssim", span=250, after=0, min_span=100):
+    """How fast `metric` (mean over images) still moved at the end of a recorded curve: its
+    change per 100 steps from the point `span` steps before the last one (or the first point
+    past step `after`, the run's last schedule event, if that is later: a jump when jitter
+    stops is not a trend) to the last. None when the points span fewer than `min_span`
+    steps. With the objective's change (record.convergence) it says how far a cell got."""
+    points = [p for p in curve or [] if metric in p and p["step"] > after]
+    if len(points) < 2:
+        return None
+    last = points[-1]
+    first = next(p for p in points if p["step"] >= last["step"] - span)
+    steps = last["step"] - first["step"]
+    if steps < min_span:
+        return None
+    return 100.0 * (float(np.mean(last[metric])) - float(np.mean(first[metric]))) / steps
+
+
+def end_of_run_table(results, layers, method_names, metric="ssim", span=250):
+    """Per optimisation cell: the objective's relative change per criterion window at the
+    end (what ✓/† are decided on) and `metric`'s change per 100 steps over the last `span`
+    steps of its curve: how much a longer run could still move the numbers."""
+    cells = results["cells"]
+    out = [f"\n**end of run** (per cell: the objective's relative change per window at the "
+           f"end, which ✓/† are decided on; then the mean {metric}'s change per 100 steps "
+           f"over the last {span} steps of the curve after the last learning-rate drop and "
+           f"jitter-off; – where fewer than 100 steps follow them)\n",
+           "| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    for name in method_names:
+        row = []
+        for layer in layers:
+            c = cells.get(_cell_key(layer, name), {})
+            conv = c.get("record", {}).get("convergence", {})
+            change = conv.get("relative_change")
+            slope = end_slope(c.get("curve"), metric, span, conv.get("checked_after_step", 0))
+            if change is None and slope is None:
+                row.append("–")
+                continue
+            row.append(("–" if change is None else f"{100 * change:.2g}%") + ", " +
+                       ("–" if slope is None else f"{slope:+.4f}"))
+        out.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
 def wide_table(results, layers, rows, metrics=("mse", "feature_error"), reference=None):
     """One row per method, per metric a column per layer (means over images; † not
     converged; – missing): the form of the thesis's AlexNet table. `rows` maps a row label
@@ -460,6 +504,8 @@ def markdown_table(results, layers, method_names, baseline=None):
                            if metric in c.get("per_image", {}) else "–")
             out.append(f"| {name} | " + " | ".join(row) + " |")
     out.append(budget_table(results, layers, method_names))
+    if any(c.get("curve") for c in cells.values()):
+        out.append(end_of_run_table(results, layers, method_names))
     if any(_unconverged(c) for c in cells.values()):
         out.append("\n† not converged: the objective still changed by more than the "
                    "criterion (record.convergence) when the step budget ran out.")

@@ -66,7 +66,8 @@ class Method:
     def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False,
                     **run_options):
         """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict); `run_options`
-        (checkpoint_dir, curve, curve_path, ...) go to the optimisation (not the network)."""
+        (checkpoint_dir, curve, curve_path, ...) go to the optimisation (a hybrid's too;
+        nothing to a network's forward pass)."""
         why = self.unavailable_at(layer)
         if why:
             raise MethodUnavailable(why)
@@ -84,7 +85,7 @@ class Method:
                              extra_terms=terms if kind != "network" else (),
                              hybrid_lr_scale=self.hybrid_lr_scale,
                              steps=steps, verbose=verbose,
-                             **(run_options if kind == "optimisation" else {}))
+                             **(run_options if kind != "network" else {}))
         if kind != "network":
             record.update(steps_run=result.steps, converged=result.converged,
                           convergence=result.convergence)
@@ -132,8 +133,7 @@ def reconstruct(classifier, images, settings, kind="optimisation", inverter=None
     else:
         net = reconstruct_hybrid(model, classifier, settings.layer, images, settings,
                                  extra_terms=extra_terms, lr_scale=hybrid_lr_scale,
-                                 steps=steps, verbose=run_options.get("verbose", False),
-                                 summary_dir=run_options.get("summary_dir"))
+                                 steps=steps, **run_options)
         result = net.optimisation
         result.seconds = net.seconds
         result.settings = settings.replace(lr_values=net.settings["optimisation"]["lr_values"])

@@ -106,8 +106,7 @@ def reconstruct_with_network(inverter, classifier, layer, images, batch_size=16)
 
 
 def reconstruct_hybrid(inverter, classifier, layer, images, settings, extra_terms=(),
-                       lr_scale=0.1, steps=None, verbose=False, summary_dir=None,
-                       batch_size=16):
+                       lr_scale=0.1, steps=None, batch_size=16, **run_options):
     """Network output as the start of pre-image optimisation with `settings`' priors.
 
     Args:
@@ -115,6 +114,8 @@ def reconstruct_hybrid(inverter, classifier, layer, images, settings, extra_term
       extra_terms: more objective terms, e.g. a learned patch prior (`PriorTerm`).
       lr_scale: multiplies the preset's learning rates (a good start needs small steps).
       steps: optimisation steps (default the settings'; capped by $TFRESTORE_MAX_STEPS).
+      run_options: passed to `invert` (verbose, summary_dir, checkpoint_dir, curve, ...; a
+        resumed run restores its image, so the network's start matters at step 0 only).
     """
     from tfrestore.inversion import invert
     net = reconstruct_with_network(inverter, classifier, layer, images, batch_size)
@@ -123,7 +124,7 @@ def reconstruct_hybrid(inverter, classifier, layer, images, settings, extra_term
     start = time.perf_counter()
     init = np.clip(net.reconstructions, 0, 255)
     result = invert(classifier, images, settings, init=init, extra_terms=extra_terms,
-                    steps=steps, verbose=verbose, summary_dir=summary_dir)
+                    steps=steps, **run_options)
     seconds = net.seconds + (time.perf_counter() - start)
     return NetworkResult(result.reconstructions, seconds, layer,
                          {"method": "hybrid", "inverter": inverter.describe(),
