@@ -16,6 +16,7 @@
 #   patch_search  image FoE / ICA (and AlexNet's image DAE) weights, likewise
 #   fmap_search   feature-map FoE weights, each depth with the prior of the layer below
 #   mnv2_fast     the fast preset at its own 350-step budget
+#   mnv2_networks the shipped inverting networks and the hybrid (network start + M&V 2016)
 #   mnv2_priors   every prior method (after copying the searched weights into the config)
 #   alexnet       random-weight AlexNet conv1-conv5, every method
 #   render        the tables and figures into RUNS_DIR (copy them to results/study/)
@@ -87,6 +88,10 @@ for stage in "$@"; do
       done ;;
     mnv2_fast)
       "${MNV2[@]}" --methods=fast ;;
+    mnv2_networks)
+      "${MNV2[@]}" "--methods=inverting network (stacked),inverting network (joint)"
+      "${MNV2[@]}" "--methods=hybrid (stacked network + M&V 2016)" \
+        --layers=expanded_conv_12_add,expanded_conv_5_add,expanded_conv_3_add ;;
     mnv2_priors)
       "${MNV2[@]}" "--methods=+ image DAE,+ feature-map DAE" \
         --layers=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add,expanded_conv_8_add

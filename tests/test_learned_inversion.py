@@ -458,3 +458,38 @@ def test_end_slope_measures_the_trend_after_the_last_schedule_event():
              "c2 | m": {"seconds": 1.0}}
     table = end_of_run_table({"cells": cells}, ["c1", "c2"], ["m"])
     assert "| m | 1.2%, +0.0020 | – |" in table
+
+
+def test_cells_table_pairs_each_cell_with_the_baseline_at_its_layer():
+    """One row per finished cell with its prior weight, budget, convergence and the paired
+    statistics against the baseline of the same layer, checked against a direct computation."""
+    from tfrestore.inversion.comparison import cells_table
+    from tfrestore.metrics.paired import paired_summary
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 10)
+    better = base + rng.uniform(0.0, 0.02, 10)
+
+    def cell(ssim, steps=None, converged=None, change=None, spec=None):
+        rec = {} if steps is None else {"steps_run": steps, "converged": converged,
+                                        "convergence": {"relative_change": change}}
+        return {"seconds": 12.0, "record": rec, "spec": spec or {},
+                "per_image": {"ssim": list(ssim), "feature_error": [0.01] * 10,
+                              "psnr": [15.0] * 10}}
+    cells = {"L1 | base": cell(base, 3500, False, 0.055),
+             "L1 | prior": cell(better, 3300, True, 0.00085,
+                                {"priors": {"L1": ["p.keras@image:3e-3"],
+                                            "*": ["p.keras@image:1e-3"]}}),
+             "L2 | prior": cell(better, 3500, False, 0.02, {"priors": {"*": ["p@image:1e-3"]}}),
+             "L2 | net": cell(better)}
+    table = cells_table({"cells": cells}, ["L1", "L2"], ["base", "prior", "net"], "base")
+    rows = [r for r in table.splitlines() if r.startswith("| ") and "@" in r]
+    assert [r.split(" | ")[0] for r in rows] == ["| base @ L1", "| prior (3e-3) @ L1",
+                                                 "| prior (1e-3) @ L2", "| net @ L2"]
+    s = paired_summary(better, base)
+    assert s["wins"] == 10
+    assert (f"{s['mean_difference']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}], "
+            f"10/0/0, p = {s['wilcoxon_p']:.2g}") in rows[1]
+    assert "| 3300 | ✓ (0.085%) | 12 |" in rows[1]
+    assert "| 3500 | † (5.5%) |" in rows[0] and rows[0].endswith("| – |")
+    assert "| network | – |" in rows[3]
+    assert rows[2].endswith("| – |")   # no baseline at L2: nothing to pair with

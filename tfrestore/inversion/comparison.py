@@ -21,7 +21,7 @@ import numpy as np
 from tfrestore.io import write_json
 
 __all__ = ["run_comparison", "markdown_table", "budget_table", "end_of_run_table", "end_slope",
-           "METRICS", "parse_shard", "shard_path", "load_results", "missing_cells",
+           "METRICS", "cells_table", "parse_shard", "shard_path", "load_results", "missing_cells",
            "curve_evaluator", "wide_table", "spec_at", "has_spec", "wanted_specs",
            "study_settings", "status_table"]
 
@@ -455,6 +455,55 @@ def end_of_run_table(results, layers, method_names, metric="ssim", span=250):
     return "\n".join(out) + "\n"
 
 
+def _weights_at(spec, layer):
+    """The prior weights a cell's spec applies at `layer` ("3e-4", "1e-3 + 1e-4"), or ""."""
+    priors = (spec or {}).get("priors", {})
+    entries = priors.get(layer, priors.get("*", []))
+    return " + ".join(e.rsplit(":", 1)[1] for e in entries if ":" in e)
+
+
+def cells_table(results, layers, method_names, baseline=None, metric="ssim"):
+    """One row per finished cell (layer-major): steps run, whether it converged with the
+    objective's relative change per window at the end, seconds, the mean `metric` [95%
+    bootstrap interval], feature error, PSNR and the paired comparison with `baseline` at
+    the same layer (difference [95% interval], wins/ties/losses, Wilcoxon p). The study's
+    summary in one table."""
+    from tfrestore.metrics.paired import paired_summary
+    cells = results["cells"]
+    out = [f"\n**every cell** (steps run; ✓ converged / † step cap first, with the objective's "
+           f"relative change per window at the end; seconds; mean {metric} [95% bootstrap "
+           f"interval]; feature error; PSNR; {metric} paired against {baseline} at the same "
+           f"layer)\n",
+           f"| cell | steps | converged | seconds | {metric} | feature error | PSNR | "
+           f"{metric} vs {baseline} |", "|---|---|---|---|---|---|---|---|"]
+    for layer in layers:
+        base = cells.get(_cell_key(layer, baseline), {}).get("per_image", {}).get(metric)
+        for name in method_names:
+            c = cells.get(_cell_key(layer, name), {})
+            per = c.get("per_image")
+            if not per:
+                continue
+            rec = c.get("record", {})
+            weights = _weights_at(c.get("spec"), layer)
+            label = f"{name}{f' ({weights})' if weights else ''} @ {layer}"
+            steps = rec.get("steps_run")
+            change = rec.get("convergence", {}).get("relative_change")
+            converged = "–" if rec.get("converged") is None else \
+                ("✓" if rec["converged"] else "†") + \
+                ("" if change is None else f" ({100 * change:.2g}%)")
+            paired = "–"
+            if base is not None and name != baseline:
+                s = paired_summary(per[metric], base, higher_is_better=True)
+                paired = (f"{s['mean_difference']:+.3f} [{s['ci95'][0]:+.3f}, "
+                          f"{s['ci95'][1]:+.3f}], {s['wins']}/{s['ties']}/{s['losses']}, "
+                          f"p = {s['wilcoxon_p']:.2g}")
+            out.append(f"| {label} | {'network' if steps is None else steps} | {converged} | "
+                       f"{c['seconds']:.0f} | {_fmt(per[metric], metric)} | "
+                       f"{np.mean(per['feature_error']):.4f} | {np.mean(per['psnr']):.2f} | "
+                       f"{paired} |")
+    return "\n".join(out) + "\n"
+
+
 def wide_table(results, layers, rows, metrics=("mse", "feature_error"), reference=None):
     """One row per method, per metric a column per layer (means over images; † not
     converged; – missing): the form of the thesis's AlexNet table. `rows` maps a row label
@@ -512,4 +561,5 @@ def markdown_table(results, layers, method_names, baseline=None):
     if baseline is not None and baseline in method_names:
         for metric in ("ssim", "feature_error"):
             out.append(paired_table(results, layers, method_names, baseline, metric))
+        out.append(cells_table(results, layers, method_names, baseline))
     return "\n".join(out) + "\n"
