@@ -28,6 +28,9 @@ setup(
         "tensorboard",
         # Bundled, licence-clean photographs for examples and tests (no network).
         "scikit-image",
+        # scikit-image's wavelet denoiser (a bin/denoise.py peer) needs it; newer releases
+        # no longer install it.
+        "PyWavelets",
     ],
     # bench: BM3D, the reference peer of bin/denoise.py (skipped with a note when absent).
     extras_require={"test": ["pytest"], "bench": ["bm3d"]},

@@ -105,7 +105,9 @@ def test_mv2016_on_the_engine_equals_the_papers_loop(vgg32, photo, monkeypatch):
         v = 0.999 * v + 0.001 * g * g
         x = x - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
         x = project_bound(x.astype(np.float32), 160.0).numpy().astype(np.float64)
-    np.testing.assert_allclose(ours, x + mean, atol=0.05)
+    # float32 engine against this float64 loop: where v is near 0, Adam's normalised step
+    # turns rounding into up to ~0.07 grey levels on a few pixels (a wrong step is ~lr = 10).
+    np.testing.assert_allclose(ours, x + mean, atol=0.1)
 
 
 def test_vgg16_presets_follow_the_papers(vgg32):

@@ -13,7 +13,8 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # absl::InitializeLog() and before any Python code can set a threshold.
 _TF_NOISE = _re.compile(r"All log messages before absl::InitializeLog|cudart_stub\.cc|"
                         r"cpu_feature_guard\.cc|^To enable the following instructions|"
-                        r"cuda_platform\.cc|failed call to cuInit|Unable to register cu")
+                        r"cuda_platform\.cc|failed call to cuInit|Unable to register cu|"
+                        r"oneDNN custom operations are on")
 
 
 def _import_tensorflow_quietly():
