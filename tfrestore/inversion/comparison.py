@@ -26,6 +26,7 @@ __all__ = ["run_comparison", "markdown_table", "budget_table", "end_of_run_table
            "study_settings", "status_table"]
 
 METRICS = ("ssim", "psnr", "feature_error", "perceptual", "mse")
+LOWER_IS_BETTER = ("feature_error", "perceptual", "mse")   # the other metrics: higher
 
 
 def _cell_key(layer, method):
@@ -208,7 +209,7 @@ def status_table(results, layers, methods, work_dir=None):
             elif has_spec(cell, layer, spec):
                 counts["done"] += 1
                 rec = cell.get("record", {})
-                mark = {True: " ✓", False: " †"}.get(rec.get("converged"), "")
+                mark = _convergence_mark(rec)
                 steps = rec.get("steps_run")
                 row.append(f"{'network' if steps is None else steps}{mark}, "
                            f"{cell.get('seconds', 0):.0f} s")
@@ -359,6 +360,12 @@ def _fmt(values, metric):
     return f"{v.mean():.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _convergence_mark(record):
+    """" ✓" for an optimisation that met the convergence criterion, " †" for one that hit its
+    step cap first, "" for a cell without one (a network)."""
+    return {True: " ✓", False: " †"}.get(record.get("converged"), "")
+
+
 def _unconverged(cell):
     """An optimisation cell that did not meet the convergence criterion at its end."""
     return cell.get("record", {}).get("converged") is False
@@ -369,7 +376,7 @@ def paired_table(results, layers, method_names, baseline, metric="ssim"):
     interval], wins/ties/losses and the Wilcoxon signed-rank p, per layer."""
     from tfrestore.metrics.paired import paired_summary
     cells = results["cells"]
-    higher = metric not in ("feature_error", "perceptual", "mse")
+    higher = metric not in LOWER_IS_BETTER
     out = [f"\n**{metric}: paired against {baseline}** (difference method − {baseline}; "
            f"[95% bootstrap interval]; wins/ties/losses over images; Wilcoxon p)\n",
            "| method | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
@@ -405,7 +412,7 @@ def budget_table(results, layers, method_names):
                 continue
             rec = c.get("record", {})
             steps = rec.get("steps_run")
-            mark = {True: " ✓", False: " †"}.get(rec.get("converged"), "")
+            mark = _convergence_mark(rec)
             row.append((f"{steps}{mark}, " if steps is not None else "network, ") +
                        f"{c['seconds']:.0f} s")
         out.append(f"| {name} | " + " | ".join(row) + " |")
@@ -488,12 +495,13 @@ def cells_table(results, layers, method_names, baseline=None, metric="ssim"):
             label = f"{name}{f' ({weights})' if weights else ''} @ {layer}"
             steps = rec.get("steps_run")
             change = rec.get("convergence", {}).get("relative_change")
-            converged = "–" if rec.get("converged") is None else \
-                ("✓" if rec["converged"] else "†") + \
-                ("" if change is None else f" ({100 * change:.2g}%)")
+            mark = _convergence_mark(rec).strip()
+            converged = "–" if not mark else \
+                mark + ("" if change is None else f" ({100 * change:.2g}%)")
             paired = "–"
             if base is not None and name != baseline:
-                s = paired_summary(per[metric], base, higher_is_better=True)
+                s = paired_summary(per[metric], base,
+                                   higher_is_better=metric not in LOWER_IS_BETTER)
                 paired = (f"{s['mean_difference']:+.3f} [{s['ci95'][0]:+.3f}, "
                           f"{s['ci95'][1]:+.3f}], {s['wins']}/{s['ties']}/{s['losses']}, "
                           f"p = {s['wilcoxon_p']:.2g}")
@@ -539,7 +547,7 @@ def markdown_table(results, layers, method_names, baseline=None):
     metrics = [m for m in METRICS if any(m in c.get("per_image", {}) for c in cells.values())]
     out = []
     for metric in metrics:
-        arrow = "lower is better" if metric in ("feature_error", "perceptual", "mse") \
+        arrow = "lower is better" if metric in LOWER_IS_BETTER \
             else "higher is better"
         out.append(f"\n**{metric}** ({arrow})\n")
         out.append("| method | " + " | ".join(layers) + " |")
