@@ -198,3 +198,22 @@ def test_comparison_curves_need_a_curve(tmp_path):
                         "record": {"converged": True}}
     assert save_comparison_curves(path, {"cells": cells}, ["l"], ["net", "opt"]) == path
     assert os.path.getsize(path) > 1000
+
+
+def test_comparison_curves_keep_a_methods_colour_across_layers(tmp_path, monkeypatch):
+    """A method missing at one layer must not shift the others' colours there: the legend
+    is drawn once for the whole figure."""
+    from tfrestore.plotting import curves
+    figures = []
+    monkeypatch.setattr(curves, "save_figure", lambda fig, path: figures.append(fig))
+    curve = [{"step": 1, "ssim": [0.1], "feature_error": [1.0]},
+             {"step": 2, "ssim": [0.2], "feature_error": [0.5]}]
+    cells = {"l1 | b": {"curve": curve}, "l2 | a": {"curve": curve}, "l2 | b": {"curve": curve}}
+    curves.save_comparison_curves("unused.png", {"cells": cells}, ["l1", "l2"], ["a", "b"])
+    (fig,) = figures
+    colour = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            colour.setdefault(line.get_label(), set()).add(line.get_color())
+    assert len(colour["b"]) == 1 and len(colour["a"]) == 1
+    assert colour["a"] != colour["b"]

@@ -16,7 +16,15 @@ import tensorflow as tf  # noqa: E402
 from tfrestore.plotting.figures import save_figure  # noqa: E402
 
 __all__ = ["event_files", "read_scalars", "smooth", "save_training_curves",
-           "save_comparison_curves", "save_validation_curves"]
+           "save_comparison_curves", "save_validation_curves", "method_colours"]
+
+
+def method_colours(method_names):
+    """One colour per method, fixed by its place in `method_names`, so a method has the same
+    colour in every panel even where other methods have no cell (matplotlib's own cycle
+    restarts per axes and would recolour it)."""
+    cmap = plt.get_cmap("tab10" if len(method_names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(method_names)}
 
 
 def _panels(n, max_columns, panel_size):
@@ -138,6 +146,7 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
         return None
     fig, axes = plt.subplots(len(metrics), len(layers), squeeze=False,
                              figsize=(3.2 * len(layers), 2.6 * len(metrics)))
+    colours = method_colours(method_names)
     for j, layer in enumerate(layers):
         for i, metric in enumerate(metrics):
             ax = axes[i, j]
@@ -147,9 +156,9 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
                     continue
                 steps = [r["step"] for r in curve]
                 values = [float(np.mean(r[metric])) for r in curve]
-                line, = ax.plot(steps, values, label=name, lw=1.2)
+                ax.plot(steps, values, label=name, lw=1.2, color=colours[name])
                 if cells[f"{layer} | {name}"].get("record", {}).get("converged"):
-                    ax.plot(steps[-1], values[-1], "o", color=line.get_color(), ms=3)
+                    ax.plot(steps[-1], values[-1], "o", color=colours[name], ms=3)
             if metric == "feature_error":
                 ax.set_yscale("log")
             ax.set_title(layer if i == 0 else "", fontsize=9)
