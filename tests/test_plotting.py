@@ -200,7 +200,7 @@ def test_comparison_curves_need_a_curve(tmp_path):
     assert os.path.getsize(path) > 1000
 
 
-def test_comparison_curves_keep_a_methods_colour_across_layers(tmp_path, monkeypatch):
+def test_comparison_curves_keep_a_methods_colour_across_layers(monkeypatch):
     """A method missing at one layer must not shift the others' colours there: the legend
     is drawn once for the whole figure."""
     from tfrestore.plotting import curves
