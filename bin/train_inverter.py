@@ -34,7 +34,6 @@ curve.json and curve.png (the held-out loss against step), tensorboard/ and ckpt
 """
 import dataclasses
 import os
-import sys
 
 import numpy as np
 from absl import flags
@@ -179,7 +178,7 @@ def main(argv):
     else:
         evaluation = evaluate_stack(trainer.stack, clf, data.val)
     write_json(os.path.join(out, "eval.json"), evaluation)
-    info = train_info(trainer, clf, {"command": " ".join(sys.argv), "init": FLAGS.init})
+    info = train_info(trainer, clf, {"command": cli.command_line(), "init": FLAGS.init})
     write_json(os.path.join(out, "train_info.json"), info)
     write_json(os.path.join(out, "curve.json"), {
         k: info[k] for k in ("steps_done", "seconds", "converged", "best_step",

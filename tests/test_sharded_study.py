@@ -137,3 +137,16 @@ def test_wide_table_has_the_thesis_form():
     assert lines[2] == "| mv | 200 | 2000 † | 0.200 | 0.300 † |"
     assert lines[3] == "| net | – | – | – | – |"
     assert lines[4] == "| paper | 1 | 2 | 0.5 | 0.25 |"
+
+
+def test_recorded_command_pastes_back_into_a_shell(monkeypatch):
+    """The command in a results header splits back into the argv that ran it, even with a
+    method name holding spaces and `&` (`--baseline=M&V 2016`)."""
+    import shlex
+    from tfrestore import cli
+    argv = ["bin/compare.py", "--config=c.json", "--baseline=M&V 2016",
+            "--methods=+ image FoE,M&V 2016", "--shard=1/3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    command = cli.command_line()
+    assert shlex.split(command) == ["python"] + argv
+    assert "'--baseline=M&V 2016'" in command

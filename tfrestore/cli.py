@@ -1,5 +1,6 @@
 """Flags and error handling shared by the absl binaries in bin/."""
 import os
+import shlex
 import sys
 import traceback
 
@@ -50,8 +51,9 @@ def parse_scalar(text):
 
 
 def command_line():
-    """The command as run, for the header of a results file."""
-    return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    """The command as run, for the header of a results file; shell-quoted, so it pastes back
+    (a flag value such as `--baseline=M&V 2016` holds spaces and `&`)."""
+    return "python " + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
 
 
 def _user_errors():
