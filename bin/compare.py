@@ -118,7 +118,7 @@ def main(argv):
                   f"without --shard once all are done).", flush=True)
             return
     names = [m.name for m in methods]
-    cmd = cli.without_shard(cli.command_line()).replace(" --render_only", "")
+    cmd = cli.results_command()
     env = environment_info()
     md = (f"# Method comparison: {clf.name} ({clf.describe()['weights']})\n\n`{cmd}`\n\n"
           f"{len(loaded)} test images, optimisation steps: "

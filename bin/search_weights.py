@@ -159,7 +159,7 @@ def main(argv):
     # A layer has a best weight only once all its cells are done.
     best_per_layer = {l: best_first(per_layer[l])[0] for l in FLAGS.layer
                       if len(per_layer[l]) == len(methods)}
-    cmd = cli.without_shard(cli.command_line())
+    cmd = cli.results_command()
     lines = [f"# Prior weight search: {clf.name}, {', '.join(FLAGS.layer)}\n", f"`{cmd}`\n",
              f"Priors (weights in this order): {', '.join(settings['priors'])}; fixed: "
              f"{', '.join(FLAGS.fixed_prior) or 'none'}. "

@@ -314,6 +314,12 @@ def cell_run_options(output):
             "verbose": f.verbose, "feature_chunk": f.feature_chunk}
 
 
+def results_command():
+    """The command a results file records: the one that reproduces it, so without --shard
+    (the merged outputs) and without --render_only (which only redraws them)."""
+    return without_shard(command_line()).replace(" --render_only", "")
+
+
 def without_shard(command):
     """`command` (cli.command_line()) without its --shard flag: the command that renders
     the merged outputs."""
