@@ -9,7 +9,9 @@ the convergence criterion of a study). Writes OUTPUT.json (every per-image numbe
 optimisation cell's curve; resumable: a rerun continues where an interrupted one stopped,
 inside a cell from its last checkpoint), OUTPUT.md (mean [95% bootstrap interval] per metric,
 rows methods, columns layers, paired statistics against the baseline, steps/convergence/seconds per cell),
-OUTPUT.png (rows methods, columns layers) and OUTPUT_curves.png.
+OUTPUT.png (rows methods, columns layers) and OUTPUT_curves.png. With
+--results=DONE.json --baseline=METHOD it writes only OUTPUT.md from a finished comparison,
+every method paired against METHOD instead.
 """
 import json
 import os
@@ -34,6 +36,9 @@ flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual sco
 flags.DEFINE_string("output", None, "Output prefix: writes .json, .md and .png.")
 flags.DEFINE_bool("render_only", False, "Only write .md and .png from the cells already in "
                   "OUTPUT.json (missing cells show as -).")
+flags.DEFINE_string("results", None, "Only write OUTPUT.md from the cells of this finished "
+                    "comparison (.json), e.g. to pair every method against another --baseline; "
+                    "computes nothing and writes no figures.")
 flags.DEFINE_bool("status", False, "Only print where the study stands, cell by cell (done "
                   "with steps and ✓/†, in progress at step N, pending); computes nothing.")
 flags.DEFINE_string("baseline", None, "Method the others are compared with, paired per image "
@@ -93,14 +98,15 @@ def main(argv):
         print(status_table(results, layers, methods, cli.cell_run_options(FLAGS.output)
                            ["work_dir"]))
         return
-    if FLAGS.render_only:
-        # The cells of OUTPUT.json and of every shard's file (same settings).
-        results, examples, files = load_results(FLAGS.output + ".json", full,
-                                                wanted_specs(layers, methods))
+    if FLAGS.render_only or FLAGS.results:
+        # The cells of OUTPUT.json (or --results) and of every shard's file (same settings).
+        source = FLAGS.results or FLAGS.output + ".json"
+        results, examples, files = load_results(source, full, wanted_specs(layers, methods))
         if not files:
-            raise ValueError(f"--render_only: no results with these settings in "
-                             f"{FLAGS.output}.json or its shard files; run without it first.")
-        if len(files) > 1:
+            flag = "--results" if FLAGS.results else "--render_only"
+            raise ValueError(f"{flag}: no results with these settings in {source} or its "
+                             f"shard files; run the comparison without {flag} first.")
+        if len(files) > 1 and not FLAGS.results:
             from tfrestore.io import save_npz, write_json
             write_json(FLAGS.output + ".json", results)
             save_npz(FLAGS.output + "_examples.npz", **examples)
@@ -130,6 +136,9 @@ def main(argv):
           f"TF {env['tensorflow']}.\n" + markdown_table(results, layers, names,
                                                              baseline=FLAGS.baseline or names[0]))
     atomic_write(FLAGS.output + ".md", md)
+    if FLAGS.results:
+        print(md)
+        return
     _figure(FLAGS.output, loaded.images, loaded.paths, layers, names, clf.name)
     from tfrestore.plotting.curves import save_comparison_curves
     save_comparison_curves(FLAGS.output + "_curves.png", results, layers, names)

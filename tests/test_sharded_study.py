@@ -91,6 +91,18 @@ def test_binaries_two_shards_equal_unsharded(tmp_path):
             ["c1 | tv0", "c2 | tv0"]
         rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/sh", "--shard=0/2"])
         assert rc == 0, err[-2000:]
+        # Another baseline's view of the finished comparison: its .md only, nothing rerun.
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/view",
+                                                     f"--results={tmp_path}/whole.json",
+                                                     "--baseline=tv0"])
+        assert rc == 0, err[-2000:]
+        view = open(tmp_path / "view.md").read()
+        assert "ssim vs tv0 |" in view and "ssim vs mv2016 |" not in view
+        assert "mv2016 @ c1 |" in view and not os.path.exists(tmp_path / "view.json")
+        assert not os.path.exists(tmp_path / "view.png")
+        rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/view",
+                                                     f"--results={tmp_path}/none.json"])
+        assert rc == 2 and "--results: no results" in err, err[-2000:]
         # A weight search: 2 cells (baseline and one weight), one per shard.
         prior = save_prior(str(tmp_path / "img.keras"), 3)
         search = [f"--classifier={clf}", "--layer=c2", "--images=chelsea,coffee", "--limit=2",
