@@ -66,6 +66,23 @@ for stage in "$@"; do
       search mnv2_ica_image "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
         --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
         --prior=checkpoints/ica_8x8x3_512.keras@image
+      # where a best sat at the grid's upper edge, the grid extended upwards
+      search mnv2_foe_image_ext "${MNV2_SEARCH[@]}" --grid=1e-5 --include_zero=false \
+        --layer=expanded_conv_12_add,expanded_conv_5_add --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_foe_image_ext2 "${MNV2_SEARCH[@]}" --grid=3e-5 --include_zero=false \
+        --layer=expanded_conv_12_add --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_ica_image_ext "${MNV2_SEARCH[@]}" --grid=1e-5 --include_zero=false \
+        --layer=expanded_conv_12_add,expanded_conv_5_add,expanded_conv_3_add \
+        --prior=checkpoints/ica_8x8x3_512.keras@image
+      # _8_add: the weights around those of its neighbours; Conv2d_0_0: small weights and none
+      search mnv2_foe_image_l8 "${MNV2_SEARCH[@]}" --grid=3e-6,1e-5,3e-5 --include_zero=false \
+        --layer=expanded_conv_8_add --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_ica_image_l8 "${MNV2_SEARCH[@]}" --grid=3e-6,1e-5 --include_zero=false \
+        --layer=expanded_conv_8_add --prior=checkpoints/ica_8x8x3_512.keras@image
+      search mnv2_foe_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=true \
+        --layer=Conv2d_0_0 --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_ica_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=true \
+        --layer=Conv2d_0_0 --prior=checkpoints/ica_8x8x3_512.keras@image
       search alexnet_foe_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
         --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/foe_8x8x3_512.keras@image
       search alexnet_ica_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
