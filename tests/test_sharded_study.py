@@ -162,3 +162,20 @@ def test_recorded_command_pastes_back_into_a_shell(monkeypatch):
     command = cli.command_line()
     assert shlex.split(command) == ["python"] + argv
     assert "'--baseline=M&V 2016'" in command
+
+
+def test_results_command_drops_shard_and_render_only_in_every_spelling():
+    """The reproducing command leaves out --shard and --render_only however they were spelt
+    (`--shard 1/3` takes its value with it; a boolean never takes the next item)."""
+    from absl import flags
+    from tfrestore import cli
+    fv = flags.FlagValues()
+    flags.DEFINE_string("shard", None, "", flag_values=fv)
+    flags.DEFINE_bool("render_only", False, "", flag_values=fv)
+    keep = ["--config=c.json", "--baseline=M&V 2016"]
+    for spelt in (["--shard=1/3"], ["--shard", "1/3"], ["--render_only"],
+                  ["--render_only=false"], ["--norender_only"], ["--shard", "0/2", "--render_only"]):
+        assert cli._without_flags(keep[:1] + spelt + keep[1:], ("shard", "render_only"), fv) == keep
+    # A flag merely starting like a dropped one stays.
+    assert cli._without_flags(["--shards=3", "--render"], ("shard", "render_only"), fv) == [
+        "--shards=3", "--render"]

@@ -50,10 +50,28 @@ def parse_scalar(text):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def command_line():
+def command_line(drop=()):
     """The command as run, for the header of a results file; shell-quoted, so it pastes back
-    (a flag value such as `--baseline=M&V 2016` holds spaces and `&`)."""
-    return "python " + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    (a flag value such as `--baseline=M&V 2016` holds spaces and `&`). Flags named in `drop`
+    are left out in any spelling absl accepts (`--f=v`, `--f v`, `--f`, `--nof`)."""
+    return "python " + shlex.join([os.path.relpath(sys.argv[0])] + _without_flags(sys.argv[1:], drop))
+
+
+def _without_flags(args, drop, flag_values=flags.FLAGS):
+    kept, skip_value = [], False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        name = arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
+        if name is not None and name.startswith("no") and name[2:] in drop:
+            continue  # --noflag, a boolean's false
+        if name in drop:
+            # A non-boolean flag given as `--flag value` takes the next item with it.
+            skip_value = "=" not in arg and not flag_values[name].boolean
+            continue
+        kept.append(arg)
+    return kept
 
 
 def _user_errors():
@@ -317,16 +335,7 @@ def cell_run_options(output):
 def results_command():
     """The command a results file records: the one that reproduces it, so without --shard
     (the merged outputs) and without --render_only (which only redraws them)."""
-    return without_shard(command_line()).replace(" --render_only", "")
-
-
-def without_shard(command):
-    """`command` (cli.command_line()) without its --shard flag: the command that renders
-    the merged outputs."""
-    shard = flags.FLAGS.shard
-    if not shard:
-        return command
-    return command.replace(f" --shard={shard}", "").replace(f" --shard {shard}", "")
+    return command_line(drop=("shard", "render_only"))
 
 
 # --- The flag group of every image optimisation binary (invert, actmax, caricature) -------
