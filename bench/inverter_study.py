@@ -10,9 +10,9 @@ Every job is `bin/train_inverter.py` to convergence (held-out loss, best weights
 resumable; features are computed once per classifier and level set (--feature_cache).
 
     # train every job not yet converged, one at a time, resumable (rerun to continue)
-    nice -n 15 python bench/inverter_study.py --action=train --runs=/work/runs/inverters
+    nice -n 15 python bench/inverter_study.py --action=train --runs=runs/inverters
     # ship what converged (and, with --all, the best weights so far of the rest, marked)
-    nice -n 10 python bench/inverter_study.py --action=publish --runs=/work/runs/inverters
+    nice -n 10 python bench/inverter_study.py --action=publish --runs=runs/inverters
 
 publish writes checkpoints/inverters/<name>.keras + .json (settings, budget, best step,
 converged, curve), results/inverters/inverters.{md,json} (held-out image MSE, PSNR, SSIM,
@@ -28,7 +28,7 @@ from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_enum("action", "train", ["train", "publish", "list"], "What to do.")
-flags.DEFINE_string("runs", "/work/runs/inverters", "Folder of the training runs.")
+flags.DEFINE_string("runs", "runs/inverters", "Folder of the training runs (the checkout's runs/ is git-ignored).")
 flags.DEFINE_string("images", os.path.normpath(os.path.join(REPO, "..", "shared", "data",
                                                              "imagenet_samples")),
                     "The ImageNet samples (700 trained on, 100 held out by the seed-0 split).")
@@ -142,21 +142,22 @@ def train(runs):
 
 def main(argv):
     del argv
+    runs = os.path.abspath(FLAGS.runs)  # the training runs start in the checkout (cwd=REPO)
     if FLAGS.action == "list":
         for job in JOBS:
-            info = _info(FLAGS.runs, job["name"])
+            info = _info(runs, job["name"])
             if info is not None:
                 state = (f"{'converged' if info['converged'] else 'stopped unconverged'} "
                          f"at step {info['steps_done']}")
             else:
                 # train_info.json is written at the end; a run in progress (or interrupted)
                 # has only its checkpoint's history.
-                state = _progress(FLAGS.runs, job["name"])
-            print(f"{job['name']}: {state}\n  " + " ".join(command(job, FLAGS.runs)))
+                state = _progress(runs, job["name"])
+            print(f"{job['name']}: {state}\n  " + " ".join(command(job, runs)))
     elif FLAGS.action == "train":
-        train(FLAGS.runs)
+        train(runs)
     else:
-        publish(FLAGS.runs, FLAGS.checkpoints, FLAGS.results, FLAGS.all)
+        publish(runs, FLAGS.checkpoints, FLAGS.results, FLAGS.all)
 
 
 # ---------------------------------------------------------------------------- publish

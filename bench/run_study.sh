@@ -58,7 +58,13 @@ for stage in "$@"; do
         --prior=checkpoints/fmap/dae_mnv2_expanded_conv_3_add.keras@expanded_conv_3_add
       search mnv2_dae_fmap_ec5prior "${MNV2_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 \
         --include_zero=false --layer=expanded_conv_12_add,expanded_conv_8_add \
-        --prior=checkpoints/fmap/dae_mnv2_expanded_conv_5_add.keras@expanded_conv_5_add ;;
+        --prior=checkpoints/fmap/dae_mnv2_expanded_conv_5_add.keras@expanded_conv_5_add
+      # the image DAE at the other two depths (against the patch searches' zero weight)
+      search mnv2_dae_image_l0 "${MNV2_SEARCH[@]}" --grid=1e-4,3e-4,1e-3 --include_zero=false \
+        --set=prior_crop=0.5 --layer=Conv2d_0_0 --prior=checkpoints/dae_rgb_imagenet.keras@image
+      search mnv2_dae_image_l8 "${MNV2_SEARCH[@]}" --grid=1e-3,3e-3 --include_zero=false \
+        --set=prior_crop=0.5 --layer=expanded_conv_8_add \
+        --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
     patch_search)
       search mnv2_foe_image "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
         --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
