@@ -1,6 +1,10 @@
-"""Cost of an image-space learned prior in an mv2016 step, and the accuracy of its estimates.
+"""Cost of a learned patch prior in an mv2016 step, and the accuracy of its estimates.
 
   nice -n 10 python bench/bench_prior_cost.py --output results/prior_cost_benchmark.md
+  # a feature-map prior (on the classifier's maps at --at, as in "+ feature-map FoE"):
+  nice -n 10 python bench/bench_prior_cost.py --at=Conv2d_0_0 --layer=expanded_conv_3_add \
+      --prior=checkpoints/fmap/mnv2_Conv2d_0_0_1024.keras --strides=2,3 \
+      --output=results/prior_cost_benchmark_fmap.md
 
 Part 1 (time). The shared TFLite MobileNetV2 cut at --layer, one 224x224 image: a full
 `PreimageOptimizer` mv2016 step (feature loss, range, TV, projection, jitter, Adam) without
@@ -25,16 +29,19 @@ uniform-noise images (what an inversion starts from), for each estimate: the rel
 gradient error mean ‖∇Ê − ∇E‖ / ‖∇E‖ (the noise an optimisation step sees).
 """
 import os
-import sys
 import time
 
 
 from absl import app, flags
 
+from tfrestore import cli
+
 flags.DEFINE_string("classifier", "../shared/data/models/tf2_mobilenet_v2_1.0_224_ptq.tflite",
                     "TFLite MobileNetV2.")
 flags.DEFINE_string("layer", "expanded_conv_5_add", "Layer inverted in the timed step.")
-flags.DEFINE_string("prior", "checkpoints/foe_8x8x3_512.keras", "Image-space prior.")
+flags.DEFINE_string("prior", "checkpoints/foe_8x8x3_512.keras", "Patch prior.")
+flags.DEFINE_string("at", "image", "Where the prior applies: image, or a layer whose feature "
+                    "maps it models (shallower than --layer).")
 flags.DEFINE_list("strides", ["4", "5", "6"], "Grid strides to time and evaluate.")
 flags.DEFINE_integer("rounds", 9, "Interleaved timing rounds.")
 flags.DEFINE_string("images", "results/splits/dev.txt", "Images for the accuracy part.")
@@ -50,6 +57,13 @@ def _unfused_energy(prior):
     return lambda x: tf.reduce_sum(prior.energy_map(x), axis=[1, 2])
 
 
+def _prior_inputs(clf, images):
+    """What the prior sees of RGB `images`: the images, or the feature maps at --at."""
+    import numpy as np
+    images = np.asarray(images, np.float32)
+    return images if FLAGS.at == "image" else clf.features(images, FLAGS.at)[FLAGS.at]
+
+
 def timing(clf, prior, strides, rounds, seed):
     import numpy as np
     import tensorflow as tf
@@ -59,26 +73,29 @@ def timing(clf, prior, strides, rounds, seed):
     from tfrestore.priors.grid import GridEstimate
     rng = np.random.default_rng(seed)
     img = rng.uniform(0, 255, (1,) + clf.input_shape).astype(np.float32)
-    settings = get_settings("mv2016", clf, FLAGS.layer, jitter=4)
+    # The estimates are attached by hand below: the settings' own (prior_grid) are off.
+    settings = get_settings("mv2016", clf, FLAGS.layer, jitter=4, prior_grid=1,
+                            prior_grid_maps=1)
     fns = {"none": None, "exact, unfused G": _unfused_energy(prior), "exact": prior,
            "crop 0.3": "crop"}
     for s in strides:
         fns[f"grid {s}"] = GridEstimate(prior, s, seed=seed)
-    lr, t = tf.constant(1.0), tf.constant(4)
+    t, total = tf.constant(4, tf.int32), tf.constant(settings.steps, tf.int32)
     runs = {}
     for name, fn in fns.items():
         terms = []
         if fn == "crop":
-            terms = [PriorTerm(prior, weight=1e-6, name="prior", crop=0.3, seed=seed)]
+            terms = [PriorTerm(prior, at=FLAGS.at, weight=1e-6, name="prior", crop=0.3,
+                               seed=seed)]
         elif fn is not None:
-            terms = [PriorTerm(fn, weight=1e-6, name="prior")]
+            terms = [PriorTerm(fn, at=FLAGS.at, weight=1e-6, name="prior")]
         opt = PreimageOptimizer(clf, img, settings, extra_terms=terms)
-        runs[name] = (lambda o=opt: o.step(lr, t)[0].numpy())
+        runs[name] = (lambda o=opt: o.engine.step_fn(t, total)[0].numpy())
 
     # Parts of the exact prior on its own.
-    x = tf.Variable(img)
+    x = tf.Variable(_prior_inputs(clf, img))
     k, b = (tf.constant(v) for v in prior.kernel_and_bias())
-    s_fixed = tf.constant(prior.responses(img))
+    s_fixed = tf.constant(prior.responses(x))
     dy = tf.constant(rng.standard_normal(s_fixed.shape).astype(np.float32))
 
     @tf.function
@@ -177,18 +194,24 @@ def main(argv):
         print(f"{n}: {v * 1e3:.1f} ms" + ("" if n.startswith("part") or n == "none" else
                                          f" (+{(v - base) / base * 100:.0f}%)"), flush=True)
     loaded = load_images(FLAGS.images, clf.input_size, limit=FLAGS.limit)
-    real = [np.asarray(im, np.float32) for im in loaded.images]
+    real = np.stack([np.asarray(im, np.float32) for im in loaded.images])
     rng = np.random.default_rng(FLAGS.seed)
-    noise = [rng.uniform(0, 255, real[0].shape).astype(np.float32) for _ in real]
+    noise = rng.uniform(0, 255, real.shape).astype(np.float32)
+    real, noise = list(_prior_inputs(clf, real)), list(_prior_inputs(clf, noise))
     acc = {"ImageNet": accuracy(prior, real, strides, FLAGS.crop_draws, FLAGS.seed),
            "noise": accuracy(prior, noise, strides, FLAGS.crop_draws, FLAGS.seed)}
     env = environment_info()
     load = os.getloadavg()
-    lines = ["# Image-space learned prior: cost in an mv2016 step and accuracy of estimates",
-             "", "Command:", "", "```", "nice -n 10 python " + " ".join(sys.argv), "```", "",
-             f"Prior `{FLAGS.prior}` ({prior!r}) on the image, weight 1e-6; MobileNetV2 "
+    where = "the image" if FLAGS.at == "image" else f"the feature maps at `{FLAGS.at}`"
+    h, w = real[0].shape[:2]
+    positions = f"{h - prior.patch_size[0] + 1}x{w - prior.patch_size[1] + 1}"
+    lines = [f"# Learned patch prior on {where}: cost in an mv2016 step and accuracy of "
+             "estimates",
+             "", "Command:", "", "```", cli.command_line(), "```", "",
+             f"Prior `{FLAGS.prior}` ({prior!r}) on {where}, weight 1e-6; MobileNetV2 "
              f"(`{FLAGS.classifier}`, dequantised) cut at `{FLAGS.layer}`; one 224x224 image; "
-             f"step = `PreimageOptimizer.step` with the mv2016 settings (jitter 4, Adam). "
+             f"step = one compiled engine step (`engine.step_fn`) with the mv2016 settings "
+             f"(jitter 4, Adam). "
              f"Median of {FLAGS.rounds} interleaved rounds after two warm-up calls. CPU only, "
              f"TensorFlow {env['tensorflow']}, {os.cpu_count()} cores shared with other jobs "
              f"(load average at the end {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}): absolute "
@@ -199,13 +222,14 @@ def main(argv):
             continue
         lines.append(f"| {n} | {v * 1e3:.1f} | "
                      + ("–" if n == "none" else f"+{(v - base) / base * 100:.0f}%") + " |")
-    lines += ["", "Parts of the exact prior alone (one image, 217x217 positions x "
+    lines += ["", f"Parts of the exact prior alone (one image, {positions} positions x "
               f"{prior.n_experts} experts):", "", "| part | ms |", "|---|---|"]
     for n, v in t.items():
         if n.startswith("part"):
             lines.append(f"| {n[6:]} | {v * 1e3:.1f} |")
     lines += ["", f"Accuracy (not timed): {len(real)} images of `{FLAGS.images}` and as many "
-              "uniform-noise images, 224x224; grid: all s² offsets (the bias column checks the "
+              f"uniform-noise images, 224x224 (the prior on {where}, the gradient with respect "
+              "to its input); grid: all s² offsets (the bias column checks the "
               f"identity mean = exact), crop: {FLAGS.crop_draws} random crops per image. "
               "Columns are means over the images.", "",
               "| images | estimate | relative bias of the mean | relative std of Ê | "

@@ -101,7 +101,7 @@ for stage in "$@"; do
       for pair in expanded_conv_3_add:Conv2d_0_0 expanded_conv_5_add:expanded_conv_3_add \
                   expanded_conv_8_add:expanded_conv_5_add expanded_conv_12_add:expanded_conv_8_add; do
         layer=${pair%%:*}; at=${pair##*:}
-        search "mnv2_foe_fmap_$layer" "${MNV2_SEARCH[@]}" --grid=3e-5,1e-4,3e-4 \
+        search "mnv2_foe_fmap_$layer" "${MNV2_SEARCH[@]}" --set=prior_grid_maps=2 --grid=3e-5,1e-4,3e-4 \
           --include_zero=false --layer="$layer" --prior="checkpoints/fmap/mnv2_${at}_1024.keras@$at"
       done
       for k in 2 3 4 5; do

@@ -100,3 +100,55 @@ def test_grid_shapes_do_not_depend_on_the_offset(rng):
     graph = fn.get_concrete_function(x, tf.constant((0, 0))).graph
     conv = [op for op in graph.get_operations() if op.type == "Conv2D"]
     assert conv and conv[0].outputs[0].shape.is_fully_defined()
+
+
+def test_feature_map_patch_priors_take_the_grid_estimate_only_when_asked(rng):
+    """`prior_grid_maps` > 1 wraps a patch prior on a feature map in the grid estimate; the
+    default (1) leaves it exact, and the image's `prior_grid` does not reach it."""
+    from tfrestore.inversion.objectives import PriorTerm
+    from tfrestore.inversion.optimize import with_prior_estimates
+    from tfrestore.inversion.presets import InversionSettings
+    prior, _ = _fitted_prior("full", rng)
+    on_map, on_image = PriorTerm(prior, at="block1"), PriorTerm(prior, at="image")
+    base = InversionSettings()
+    assert base.prior_grid > 1 and base.prior_grid_maps == 1
+    m, i = with_prior_estimates([on_map, on_image], base)
+    assert m.fn is prior and isinstance(i.fn, GridEstimate) and i.fn.stride == base.prior_grid
+    m, i = with_prior_estimates([on_map, on_image], base.replace(prior_grid_maps=2, seed=3))
+    assert isinstance(m.fn, GridEstimate) and (m.fn.stride, m.fn.seed) == (2, 3)
+    assert m.fn.prior is prior and on_map.fn is prior          # the caller's term is untouched
+    assert i.fn.stride == base.prior_grid
+    with pytest.raises(ValueError, match="--prior_grid_maps=0"):
+        base.replace(prior_grid_maps=0).validate()
+
+
+def test_shipped_feature_map_prior_grid_mean_is_exact():
+    """The 1024-expert prior of MobileNetV2's Conv2d_0_0 maps (PCA-whitened 3x3x32 patches):
+    the mean of the stride-2 estimate over its offsets is the exact energy and gradient."""
+    path = os.path.join(ROOT, "checkpoints", "fmap", "mnv2_Conv2d_0_0_1024.keras")
+    if not os.path.exists(path):
+        pytest.skip("checkpoints/fmap/mnv2_Conv2d_0_0_1024.keras not present")
+    prior = load_prior(path)
+    x = np.random.default_rng(1).normal(0, 2, (2, 13, 14, 32)).astype(np.float32)
+    est = GridEstimate(prior, stride=2)
+    exact_e, exact_g = _values_and_grads(prior, x)
+    parts = [_values_and_grads(lambda t, o=(oy, ox): est.grid_energy(t, o), x)
+             for oy in (0, 1) for ox in (0, 1)]
+    np.testing.assert_allclose(np.mean([p[0] for p in parts], 0), exact_e, rtol=1e-4)
+    np.testing.assert_allclose(np.mean([p[1] for p in parts], 0), exact_g, rtol=1e-3,
+                               atol=1e-5 * np.abs(exact_g).max())
+
+
+def test_checkpoints_recorded_before_prior_grid_maps_still_resume(tmp_path):
+    """A run checkpointed before the setting existed resumes at its old behaviour (1) and
+    refuses to resume under another stride."""
+    from tfrestore import runstate
+    from tfrestore.inversion.presets import InversionSettings
+    s = InversionSettings()
+    old = {k: v for k, v in s.as_dict().items() if k != "prior_grid_maps"}
+    folder = str(tmp_path / "ckpt")
+    runstate.check_settings(folder, old)
+    open(os.path.join(folder, "ckpt-1.index"), "w").close()      # a checkpoint exists
+    assert runstate.check_settings(folder, s.resume_record()) == "resume"
+    with pytest.raises(runstate.SettingsMismatchError, match="prior_grid_maps"):
+        runstate.check_settings(folder, s.replace(prior_grid_maps=2).resume_record())

@@ -174,7 +174,7 @@ class ImageOptimizer:
         if checkpoint_dir:
             cbs.append(E.Checkpoint(checkpoint_dir, self.checkpoint_objects(),
                                     every=checkpoint_every, fresh=fresh,
-                                    settings=dict(s.as_dict(), steps_run=self.steps)))
+                                    settings=dict(s.resume_record(), steps_run=self.steps)))
         self.history = E.History(log_every)
         cbs.append(self.history)
         if curve is not None:
@@ -202,8 +202,8 @@ class ImageOptimizer:
 
 def with_prior_estimates(terms, settings):
     """Learned-prior terms with the run's cost settings (copies: the caller's are untouched):
-    a random crop (`prior_crop`) or, for patch priors on the image, the strided-grid
-    estimate (`prior_grid`)."""
+    a random crop (`prior_crop`) or, for patch priors, the strided-grid estimate
+    (`prior_grid` on the image, `prior_grid_maps` on feature maps)."""
     from tfrestore.priors.grid import GridEstimate
     out = []
     for t in terms:
@@ -211,10 +211,11 @@ def with_prior_estimates(terms, settings):
             t = copy.copy(t)
             t.crop, t.seed = float(settings.prior_crop), settings.seed
             t.make_generator()
-        elif (isinstance(t, PriorTerm) and not t.crop and settings.prior_grid > 1
-              and t.at == IMAGE and _is_patch_prior(t.fn)):
-            t = copy.copy(t)
-            t.fn = GridEstimate(t.fn, settings.prior_grid, seed=settings.seed)
+        elif isinstance(t, PriorTerm) and not t.crop and _is_patch_prior(t.fn):
+            stride = settings.prior_grid if t.at == IMAGE else settings.prior_grid_maps
+            if stride > 1:
+                t = copy.copy(t)
+                t.fn = GridEstimate(t.fn, stride, seed=settings.seed)
         out.append(t)
     return out
 

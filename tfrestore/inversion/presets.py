@@ -56,6 +56,11 @@ def _f(default, help, factory=False):
     return field(default=default, metadata={"help": help})
 
 
+# Settings added after runs were checkpointed, with their value that behaves as before them
+# (`InversionSettings.resume_record`).
+ADDED_LATER = {"prior_grid_maps": 1}
+
+
 @dataclass
 class InversionSettings:
     """Every number of one pre-image optimisation (recorded with its outputs).
@@ -113,6 +118,10 @@ class InversionSettings:
     prior_grid: int = _f(4, "Learned patch priors on the image: evaluate the energy on a "
                          "stride-s grid with a random offset per step, scaled by s^2 (an "
                          "unbiased estimate, about s^2 cheaper; priors/grid.py); 1 = exact.")
+    prior_grid_maps: int = _f(1, "Learned patch priors on feature maps: the same strided-grid "
+                              "estimate at this stride; 1 = exact (maps are smaller than the "
+                              "image, but a 1024-expert prior on an early 112x112 map costs "
+                              "more than the network).")
     converge_rtol: float = _f(0.0, "Stop once the mean objective changes by less than this "
                               "fraction between two windows (after the last lr drop); 0 = "
                               "run all steps (convergence is still measured and recorded).")
@@ -128,6 +137,13 @@ class InversionSettings:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+    def resume_record(self):
+        """The settings a checkpoint records and is resumed under: all of them, but a setting
+        added after runs were checkpointed is left out at the value that behaves as before it
+        existed, so those runs still resume (a run that changes it does not)."""
+        return {k: v for k, v in self.as_dict().items()
+                if not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
     def validate(self):
         """Raise ValueError naming the setting (and its flag) for a value that cannot work."""
@@ -171,8 +187,10 @@ class InversionSettings:
         for name in ("jitter_off", "prior_start"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 bad(name, "is a fraction of the run in [0, 1].")
-        if not isinstance(self.prior_grid, int) or self.prior_grid < 1:
-            bad("prior_grid", "is a grid stride, a whole number >= 1 (1 = exact).")
+        for name in ("prior_grid", "prior_grid_maps"):
+            stride = getattr(self, name)
+            if not isinstance(stride, int) or stride < 1:
+                bad(name, "is a grid stride, a whole number >= 1 (1 = exact).")
         if not 0.0 <= float(self.prior_crop) < 1.0:
             bad("prior_crop", "is a fraction of the map in [0, 1) (0 = the whole map).")
         if self.scale_jitter >= 1.0:
