@@ -60,7 +60,7 @@ for stage in "$@"; do
         --include_zero=false --layer=expanded_conv_12_add,expanded_conv_8_add \
         --prior=checkpoints/fmap/dae_mnv2_expanded_conv_5_add.keras@expanded_conv_5_add
       # the image DAE at the other two depths (against the patch searches' zero weight)
-      search mnv2_dae_image_l0 "${MNV2_SEARCH[@]}" --grid=1e-4,3e-4,1e-3 --include_zero=false \
+      search mnv2_dae_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 --include_zero=false \
         --set=prior_crop=0.5 --layer=Conv2d_0_0 --prior=checkpoints/dae_rgb_imagenet.keras@image
       search mnv2_dae_image_l8 "${MNV2_SEARCH[@]}" --grid=1e-3,3e-3 --include_zero=false \
         --set=prior_crop=0.5 --layer=expanded_conv_8_add \
@@ -97,13 +97,20 @@ for stage in "$@"; do
         --set=prior_crop=0.5 --layer=conv3/lin,conv1/lin,conv5/lin \
         --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
     fmap_search)
-      # each inverted layer with the feature-map FoE of the layer below it
-      for pair in expanded_conv_3_add:Conv2d_0_0 expanded_conv_5_add:expanded_conv_3_add \
-                  expanded_conv_8_add:expanded_conv_5_add expanded_conv_12_add:expanded_conv_8_add; do
-        layer=${pair%%:*}; at=${pair##*:}
-        search "mnv2_foe_fmap_$layer" "${MNV2_SEARCH[@]}" --set=prior_grid_maps=2 --grid=3e-5,1e-4,3e-4 \
-          --include_zero=false --layer="$layer" --prior="checkpoints/fmap/mnv2_${at}_1024.keras@$at"
-      done
+      # each inverted layer with the feature-map FoE of the layer below it (grid-2 estimate);
+      # the grids as run: extended downwards where the best was the smallest weight
+      FS=("${MNV2_SEARCH[@]}" --set=prior_grid_maps=2 --include_zero=false)
+      search mnv2_foe_fmap_expanded_conv_3_add "${FS[@]}" --grid=3e-6,1e-5,3e-5 \
+        --layer=expanded_conv_3_add --prior=checkpoints/fmap/mnv2_Conv2d_0_0_1024.keras@Conv2d_0_0
+      search mnv2_foe_fmap_expanded_conv_5_add "${FS[@]}" --grid=3e-6,1e-5,3e-5,1e-4,3e-4 \
+        --layer=expanded_conv_5_add \
+        --prior=checkpoints/fmap/mnv2_expanded_conv_3_add_1024.keras@expanded_conv_3_add
+      search mnv2_foe_fmap_expanded_conv_8_add "${FS[@]}" --grid=3e-5,1e-4,3e-4 \
+        --include_zero=true --layer=expanded_conv_8_add \
+        --prior=checkpoints/fmap/mnv2_expanded_conv_5_add_1024.keras@expanded_conv_5_add
+      search mnv2_foe_fmap_expanded_conv_12_add "${FS[@]}" --grid=3e-5,1e-4,3e-4 \
+        --layer=expanded_conv_12_add \
+        --prior=checkpoints/fmap/mnv2_expanded_conv_8_add_1024.keras@expanded_conv_8_add
       for k in 2 3 4 5; do
         search "alexnet_foe_fmap_conv$k" "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4 \
           --include_zero=false --layer="conv$k/lin" \
