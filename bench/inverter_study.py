@@ -28,7 +28,8 @@ from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_enum("action", "train", ["train", "publish", "list"], "What to do.")
-flags.DEFINE_string("runs", "runs/inverters", "Folder of the training runs (the checkout's runs/ is git-ignored).")
+flags.DEFINE_string("runs", "runs/inverters",
+                    "Folder of the training runs (the checkout's runs/ is git-ignored).")
 flags.DEFINE_string("images", os.path.normpath(os.path.join(REPO, "..", "shared", "data",
                                                              "imagenet_samples")),
                     "The ImageNet samples (700 trained on, 100 held out by the seed-0 split).")

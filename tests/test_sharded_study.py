@@ -173,9 +173,11 @@ def test_results_command_drops_shard_and_render_only_in_every_spelling():
     flags.DEFINE_string("shard", None, "", flag_values=fv)
     flags.DEFINE_bool("render_only", False, "", flag_values=fv)
     keep = ["--config=c.json", "--baseline=M&V 2016"]
-    for spelt in (["--shard=1/3"], ["--shard", "1/3"], ["--render_only"],
-                  ["--render_only=false"], ["--norender_only"], ["--shard", "0/2", "--render_only"]):
+    for spelt in (["--shard=1/3"], ["--shard", "1/3"], ["--render_only"], ["--render_only=false"],
+                  ["--norender_only"], ["--shard", "0/2", "--render_only"]):
         assert cli._without_flags(keep[:1] + spelt + keep[1:], ("shard", "render_only"), fv) == keep
     # A flag merely starting like a dropped one stays.
     assert cli._without_flags(["--shards=3", "--render"], ("shard", "render_only"), fv) == [
         "--shards=3", "--render"]
+    # A dropped name the binary does not define is left out without taking the next item.
+    assert cli._without_flags(["--gone", "--x=1"], ("gone",), fv) == ["--x=1"]

@@ -54,7 +54,8 @@ def command_line(drop=()):
     """The command as run, for the header of a results file; shell-quoted, so it pastes back
     (a flag value such as `--baseline=M&V 2016` holds spaces and `&`). Flags named in `drop`
     are left out in any spelling absl accepts (`--f=v`, `--f v`, `--f`, `--nof`)."""
-    return "python " + shlex.join([os.path.relpath(sys.argv[0])] + _without_flags(sys.argv[1:], drop))
+    kept = _without_flags(sys.argv[1:], drop)
+    return "python " + shlex.join([os.path.relpath(sys.argv[0])] + kept)
 
 
 def _without_flags(args, drop, flag_values=flags.FLAGS):
@@ -68,7 +69,8 @@ def _without_flags(args, drop, flag_values=flags.FLAGS):
             continue  # --noflag, a boolean's false
         if name in drop:
             # A non-boolean flag given as `--flag value` takes the next item with it.
-            skip_value = "=" not in arg and not flag_values[name].boolean
+            takes_value = name in flag_values and not flag_values[name].boolean
+            skip_value = "=" not in arg and takes_value
             continue
         kept.append(arg)
     return kept
