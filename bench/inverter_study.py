@@ -225,66 +225,95 @@ def _already_shipped(ckpt_out, name, rec):
     return state(old.get("modules", [])) == state(json.loads(json.dumps(rec["modules"])))
 
 
-def publish(runs, ckpt_out, results, include_unconverged):
+def _shipped_record(ckpt_out, name):
+    """The record shipped beside checkpoints/inverters/NAME.keras, or None."""
+    path = os.path.join(ckpt_out or "", f"{name}.json")
+    if not ckpt_out or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _evaluated_record(name, clf, blocks, mode, parts, states, runs, include_unconverged):
+    """The stack assembled from its jobs' best weights, evaluated on the held-out images, as
+    the record shipped beside it (with the stack under "stack"); None when not converged."""
     import numpy as np
+    from tfrestore.inverters import build_stack, evaluate_stack
+    converged = all(s[1]["converged"] for s in states)
+    if not (converged or include_unconverged):
+        return None
+    stack = build_stack(clf, blocks=blocks)
+    stack.mode = mode
+    for (job, module), (src, _) in zip(parts, states):
+        mods = range(1, len(blocks) + 1) if module == 0 else [module]
+        for i in mods:
+            stack.inverse_modules[i - 1].set_weights(src.inverse_modules[i - 1].get_weights())
+    first = next(j for j in JOBS if j["name"] == parts[0][0])
+    cache = os.path.join(runs, f"features_{first['cache']}.npz")
+    with np.load(cache) as z:
+        val = [z[f"val{i}"] for i in range(len(blocks) + 1)]
+        val_names = [str(n) for n in z["val_names"]]
+    t = time.time()
+    sources = list(range(1, len(blocks) + 1)) if mode == "stacked" else [len(blocks)]
+    ev = evaluate_stack(stack, clf, val, sources=sources)
+    return {"inverter": name, "classifier": clf.describe(), "levels": stack.levels,
+            "mode": mode, "converged": converged,
+            "steps": sum(s[1]["step"] for s in states),
+            "train_seconds": round(sum(s[1]["seconds"] for s in states), 1),
+            "eval_seconds": round(time.time() - t, 1),
+            "held_out_images": [os.path.basename(n) for n in val_names],
+            "held_out": ev, "valid_from": [stack.levels[s] for s in sources],
+            "modules": [{"module": m, **s[1]} for (j, m), s in zip(parts, states)],
+            "stack": stack}
+
+
+def _table_rows(rec):
+    """The rows of results/inverters/inverters.md for one inverter's record."""
+    return [f"| {rec['inverter']} | {layer} | {r['image_mse']:.0f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.3f} | {r['feature_nmse']:.4f} | {r['solo_module_nmse']:.4f} | "
+            f"{rec['steps']} | {'yes' if rec['converged'] else '**no**'} | "
+            f"{rec['train_seconds']:.0f} |"
+            for layer in rec["valid_from"] for r in [rec["held_out"][layer]]]
+
+
+def publish(runs, ckpt_out, results, include_unconverged):
     import tfrestore  # noqa: F401  (registers the Keras classes)
     from tfrestore.classifiers import load_classifier
-    from tfrestore.inverters import build_stack, evaluate_stack, save_stack
+    from tfrestore.inverters import build_stack, save_stack
     from tfrestore.io import atomic_write, write_json
     from tfrestore.plotting import save_validation_curves
     rows, records, curves, classifiers = [], {}, {}, {}
     for name, net, clf_args, blocks, mode, parts in _inverters():
-        if net not in classifiers:
-            classifiers[net] = load_classifier(_flag(clf_args, "classifier"),
-                                               weights=dict(a[2:].split("=") for a in clf_args)
-                                               .get("weights", "imagenet"), seed=0)
-        clf = classifiers[net]
+        def classifier(net=net, clf_args=clf_args):  # loaded only where a run is here
+            if net not in classifiers:
+                weights = dict(a[2:].split("=") for a in clf_args).get("weights", "imagenet")
+                classifiers[net] = load_classifier(_flag(clf_args, "classifier"),
+                                                   weights=weights, seed=0)
+            return classifiers[net]
         job_blocks = {j["name"]: _flag(j["args"], "blocks").split(",") for j in JOBS}
-        states = []
-        for job, _ in parts:
-            st = _job_state(runs, job, lambda b=job_blocks[job]: build_stack(clf, blocks=b))
-            states.append(st)
+        states = [_job_state(runs, job,
+                             lambda b=job_blocks[job]: build_stack(classifier(), blocks=b))
+                  for job, _ in parts]
         if any(s is None for s in states):
-            continue
-        converged = all(s[1]["converged"] for s in states)
-        if not (converged or include_unconverged):
-            continue
-        stack = build_stack(clf, blocks=blocks)
-        stack.mode = mode
-        for (job, module), (src, _) in zip(parts, states):
-            mods = range(1, len(blocks) + 1) if module == 0 else [module]
-            for i in mods:
-                stack.inverse_modules[i - 1].set_weights(src.inverse_modules[i - 1].get_weights())
-        first = next(j for j in JOBS if j["name"] == parts[0][0])
-        cache = os.path.join(runs, f"features_{first['cache']}.npz")
-        with np.load(cache) as z:
-            val = [z[f"val{i}"] for i in range(len(blocks) + 1)]
-            val_names = [str(n) for n in z["val_names"]]
-        t = time.time()
-        sources = list(range(1, len(blocks) + 1)) if mode == "stacked" else [len(blocks)]
-        ev = evaluate_stack(stack, clf, val, sources=sources)
-        eval_s = time.time() - t
-        steps = sum(s[1]["step"] for s in states)
-        seconds = sum(s[1]["seconds"] for s in states)
-        rec = {"inverter": name, "classifier": clf.describe(), "levels": stack.levels,
-               "mode": mode, "converged": converged, "steps": steps,
-               "train_seconds": round(seconds, 1), "eval_seconds": round(eval_s, 1),
-               "held_out_images": [os.path.basename(n) for n in val_names],
-               "held_out": ev, "valid_from": [stack.levels[s] for s in sources],
-               "modules": [{"module": m, **s[1]} for (j, m), s in zip(parts, states)]}
-        if ckpt_out and not _already_shipped(ckpt_out, name, rec):
-            # (empty ckpt_out: tables and curves only, e.g. a progress report with --all)
-            save_stack(stack, os.path.join(ckpt_out, f"{name}.keras"))
-            write_json(os.path.join(ckpt_out, f"{name}.json"), rec)
+            # Runs absent here (trained on another machine, or cleaned up): an inverter
+            # shipped from them keeps its row and curves, from its own record.
+            rec = _shipped_record(ckpt_out, name)
+            if rec is None:
+                continue
+        else:
+            rec = _evaluated_record(name, classifier(), blocks, mode, parts, states, runs,
+                                    include_unconverged)
+            if rec is None:
+                continue
+            if ckpt_out and not _already_shipped(ckpt_out, name, rec):
+                # (empty ckpt_out: tables and curves only, e.g. a progress report with --all)
+                save_stack(rec.pop("stack"), os.path.join(ckpt_out, f"{name}.keras"))
+                write_json(os.path.join(ckpt_out, f"{name}.json"), rec)
+            rec.pop("stack", None)
         records[name] = {k: v for k, v in rec.items() if k != "held_out_images"}
-        for (job, _), s in zip(parts, states):
-            curves[job] = [dict(r) for r in s[1]["curve"]]
-        for layer in rec["valid_from"]:
-            r = ev[layer]
-            rows.append(f"| {name} | {layer} | {r['image_mse']:.0f} | {r['psnr']:.2f} | "
-                        f"{r['ssim']:.3f} | {r['feature_nmse']:.4f} | "
-                        f"{r['solo_module_nmse']:.4f} | {steps} | "
-                        f"{'yes' if converged else '**no**'} | {seconds:.0f} |")
+        for module in rec["modules"]:
+            curves[module["job"]] = [dict(r) for r in module["curve"]]
+        rows += _table_rows(rec)
         print(rows[-1], flush=True)
     if not records:
         print("Nothing to publish yet (no converged job; --all ships unconverged ones).")

@@ -132,3 +132,29 @@ def test_inverter_publish_keeps_an_unchanged_inverter(tmp_path):
     assert inverter_study._already_shipped(str(tmp_path), "inv", {"modules": respelled})
     trained_on = [dict(modules[0], step=2300)]
     assert not inverter_study._already_shipped(str(tmp_path), "inv", {"modules": trained_on})
+
+
+def test_inverter_publish_keeps_shipped_inverters_whose_runs_are_absent(tmp_path):
+    """publish on a machine without an inverter's training runs keeps its row and curves
+    (from the shipped record) instead of dropping them from results/inverters/."""
+    import inverter_study
+    ckpt, results = tmp_path / "ckpt", tmp_path / "results"
+    ckpt.mkdir()
+    curve = [{"step": 100, "time_s": 10.0, "lr": 3e-4, "val_total": 0.5, "criterion": 0.5},
+             {"step": 200, "time_s": 20.0, "lr": 3e-4, "val_total": 0.4, "criterion": 0.4}]
+    layer = "expanded_conv_3_add"
+    held_out = {layer: {"image_mse": 1234.0, "psnr": 17.5, "ssim": 0.624, "feature_nmse": 0.05,
+                        "solo_module_nmse": 0.04}}
+    name = f"mobilenet_v2_{layer}_stacked"
+    (ckpt / f"{name}.json").write_text(json.dumps({
+        "inverter": name, "mode": "stacked", "converged": True, "steps": 5100,
+        "train_seconds": 9000.0, "held_out_images": ["a.JPEG"], "held_out": held_out,
+        "valid_from": [layer], "modules": [{"module": 1, "job": "mobilenet_v2_module1",
+                                            "curve": curve}]}))
+    inverter_study.publish(str(tmp_path / "no_runs"), str(ckpt), str(results), False)
+    md = (results / "inverters.md").read_text()
+    row = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
+    assert [c.strip() for c in row.strip("|").split("|")][2:5] == ["1234", "17.50", "0.624"]
+    saved = json.loads((results / "inverters.json").read_text())
+    assert saved["curves"]["mobilenet_v2_module1"][-1]["val_total"] == 0.4
+    assert list(saved["inverters"]) == [name]
