@@ -283,6 +283,7 @@ def publish(runs, ckpt_out, results, include_unconverged):
     from tfrestore.io import atomic_write, write_json
     from tfrestore.plotting import save_validation_curves
     rows, records, curves, classifiers = [], {}, {}, {}
+    job_blocks = {j["name"]: _flag(j["args"], "blocks").split(",") for j in JOBS}
     for name, net, clf_args, blocks, mode, parts in _inverters():
         def classifier(net=net, clf_args=clf_args):  # loaded only where a run is here
             if net not in classifiers:
@@ -290,7 +291,6 @@ def publish(runs, ckpt_out, results, include_unconverged):
                 classifiers[net] = load_classifier(_flag(clf_args, "classifier"),
                                                    weights=weights, seed=0)
             return classifiers[net]
-        job_blocks = {j["name"]: _flag(j["args"], "blocks").split(",") for j in JOBS}
         states = [_job_state(runs, job,
                              lambda b=job_blocks[job]: build_stack(classifier(), blocks=b))
                   for job, _ in parts]

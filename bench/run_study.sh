@@ -100,7 +100,7 @@ for stage in "$@"; do
       # each inverted layer with the feature-map FoE of the layer below it (grid-2 estimate);
       # the grids as run: extended downwards where the best was the smallest weight
       FS=("${MNV2_SEARCH[@]}" --set=prior_grid_maps=2 --include_zero=false)
-      search mnv2_foe_fmap_expanded_conv_3_add "${FS[@]}" --grid=3e-6,1e-5,3e-5 \
+      search mnv2_foe_fmap_expanded_conv_3_add "${FS[@]}" --grid=1e-6,3e-6,1e-5,3e-5 \
         --layer=expanded_conv_3_add --prior=checkpoints/fmap/mnv2_Conv2d_0_0_1024.keras@Conv2d_0_0
       search mnv2_foe_fmap_expanded_conv_5_add "${FS[@]}" --grid=3e-6,1e-5,3e-5,1e-4,3e-4 \
         --layer=expanded_conv_5_add \
