@@ -89,13 +89,19 @@ for stage in "$@"; do
         --layer=Conv2d_0_0 --prior=checkpoints/foe_8x8x3_512.keras@image
       search mnv2_ica_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=true \
         --layer=Conv2d_0_0 --prior=checkpoints/ica_8x8x3_512.keras@image
-      search alexnet_foe_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
-        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/foe_8x8x3_512.keras@image
-      search alexnet_ica_image "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
-        --layer=conv3/lin,conv1/lin,conv5/lin --prior=checkpoints/ica_8x8x3_512.keras@image
-      search alexnet_dae_image "${ALEX_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 --include_zero=false \
-        --set=prior_crop=0.5 --layer=conv3/lin,conv1/lin,conv5/lin \
-        --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
+      # AlexNet at conv1, conv3 and conv5 (conv2 and conv4 take the geometric mean of their
+      # neighbours' bests), each layer on the grid where MobileNetV2's bests at a like depth
+      # lay (they grew with depth); the FoE search holds the no-prior (w = 0) cells
+      for g in "conv1 3e-7,1e-6,3e-6 3e-5,1e-4,3e-4" "conv3 1e-6,3e-6,1e-5 3e-4,1e-3,3e-3" \
+               "conv5 3e-6,1e-5,3e-5 1e-3,3e-3,1e-2"; do
+        read -r l patch dae <<< "$g"
+        search "alexnet_foe_image_$l" "${ALEX_SEARCH[@]}" --grid="$patch" --layer="$l/lin" \
+          --prior=checkpoints/foe_8x8x3_512.keras@image
+        search "alexnet_ica_image_$l" "${ALEX_SEARCH[@]}" --grid="$patch" --include_zero=false \
+          --layer="$l/lin" --prior=checkpoints/ica_8x8x3_512.keras@image
+        search "alexnet_dae_image_$l" "${ALEX_SEARCH[@]}" --grid="$dae" --include_zero=false \
+          --set=prior_crop=0.5 --layer="$l/lin" --prior=checkpoints/dae_rgb_imagenet.keras@image
+      done ;;
     fmap_search)
       # each inverted layer with the feature-map FoE of the layer below it (grid-2 estimate);
       # the grids as run: extended downwards where the best was the smallest weight
