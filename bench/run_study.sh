@@ -62,7 +62,7 @@ for stage in "$@"; do
       # the image DAE at the other two depths (against the patch searches' zero weight)
       search mnv2_dae_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 --include_zero=false \
         --set=prior_crop=0.5 --layer=Conv2d_0_0 --prior=checkpoints/dae_rgb_imagenet.keras@image
-      search mnv2_dae_image_l8 "${MNV2_SEARCH[@]}" --grid=1e-3,3e-3 --include_zero=false \
+      search mnv2_dae_image_l8 "${MNV2_SEARCH[@]}" --grid=1e-3,3e-3,1e-2 --include_zero=false \
         --set=prior_crop=0.5 --layer=expanded_conv_8_add \
         --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
     patch_search)
@@ -80,6 +80,14 @@ for stage in "$@"; do
       search mnv2_ica_image_ext "${MNV2_SEARCH[@]}" --grid=1e-5 --include_zero=false \
         --layer=expanded_conv_12_add,expanded_conv_5_add,expanded_conv_3_add \
         --prior=checkpoints/ica_8x8x3_512.keras@image
+      # the upper edges checked (session 14): only ICA at _12_add moved (to 3e-5)
+      search mnv2_foe_image_ext3 "${MNV2_SEARCH[@]}" --grid=1e-4 --include_zero=false \
+        --layer=expanded_conv_12_add --prior=checkpoints/foe_8x8x3_512.keras@image
+      search mnv2_ica_image_ext2 "${MNV2_SEARCH[@]}" --grid=3e-5 --include_zero=false \
+        --layer=expanded_conv_12_add,expanded_conv_8_add,expanded_conv_5_add \
+        --prior=checkpoints/ica_8x8x3_512.keras@image
+      search mnv2_ica_image_ext3 "${MNV2_SEARCH[@]}" --grid=1e-4 --include_zero=false \
+        --layer=expanded_conv_12_add --prior=checkpoints/ica_8x8x3_512.keras@image
       # _8_add: the weights around those of its neighbours; Conv2d_0_0: small weights and none
       search mnv2_foe_image_l8 "${MNV2_SEARCH[@]}" --grid=3e-6,1e-5,3e-5 --include_zero=false \
         --layer=expanded_conv_8_add --prior=checkpoints/foe_8x8x3_512.keras@image
@@ -94,13 +102,13 @@ for stage in "$@"; do
       # lay (they grew with depth); the FoE search holds the no-prior (w = 0) cells
       for g in "conv1 3e-7,1e-6,3e-6 3e-5,1e-4,3e-4" "conv3 1e-6,3e-6,1e-5 3e-4,1e-3,3e-3" \
                "conv5 3e-6,1e-5,3e-5 1e-3,3e-3,1e-2"; do
-        read -r l patch dae <<< "$g"
-        search "alexnet_foe_image_$l" "${ALEX_SEARCH[@]}" --grid="$patch" --layer="$l/lin" \
+        read -r layer patch dae <<< "$g"
+        search "alexnet_foe_image_$layer" "${ALEX_SEARCH[@]}" --grid="$patch" --layer="$layer/lin" \
           --prior=checkpoints/foe_8x8x3_512.keras@image
-        search "alexnet_ica_image_$l" "${ALEX_SEARCH[@]}" --grid="$patch" --include_zero=false \
-          --layer="$l/lin" --prior=checkpoints/ica_8x8x3_512.keras@image
-        search "alexnet_dae_image_$l" "${ALEX_SEARCH[@]}" --grid="$dae" --include_zero=false \
-          --set=prior_crop=0.5 --layer="$l/lin" --prior=checkpoints/dae_rgb_imagenet.keras@image
+        search "alexnet_ica_image_$layer" "${ALEX_SEARCH[@]}" --grid="$patch" --include_zero=false \
+          --layer="$layer/lin" --prior=checkpoints/ica_8x8x3_512.keras@image
+        search "alexnet_dae_image_$layer" "${ALEX_SEARCH[@]}" --grid="$dae" --include_zero=false \
+          --set=prior_crop=0.5 --layer="$layer/lin" --prior=checkpoints/dae_rgb_imagenet.keras@image
       done ;;
     fmap_search)
       # each inverted layer with the feature-map FoE of the layer below it (grid-2 estimate);
