@@ -15,7 +15,7 @@ import tfrestore
 from tfrestore.classifiers import Classifier, UnknownLayerError
 from tfrestore.data import load_images
 from tfrestore.inverters import (MODES, BlockError, InverseModule, InverterMismatchError,
-                                 TrainConfig, Trainer, build_stack, cut_layers,
+                                 TrainConfig, Trainer, build_stack, check_inverter, cut_layers,
                                  default_blocks, evaluate_stack, load_inverter,
                                  prepare_data, reconstruct_hybrid, reconstruct_with_network,
                                  resolve_blocks, save_stack, warm_start)
@@ -237,6 +237,12 @@ def test_warm_start_continues_a_trained_stack_and_refuses_another(clf, data):
         warm_start(build_stack(clf, blocks=["c3"]), stacked.stack)
     with pytest.raises(BlockError, match="hidden"):
         warm_start(build_stack(clf, blocks=["c2", "c3"], hidden=5), stacked.stack)
+    # Same architecture, other weights: refused, unless the init predates the record ("").
+    retrained = Classifier("tiny", clf.model, "tf", weights="random(seed=1)")
+    with pytest.raises(BlockError, match=r"weights unknown there, random\(seed=1\) here"):
+        warm_start(build_stack(retrained, blocks=["c2", "c3"]), stacked.stack)
+    stacked.stack.classifier_weights = ""
+    warm_start(build_stack(retrained, blocks=["c2", "c3"]), stacked.stack)
 
 
 def test_resume_equals_uninterrupted(clf, data, tmp_path):
@@ -331,6 +337,39 @@ def test_network_reconstruction(clf, photos, trained):
         keras.layers.MaxPooling2D(name="c2"), keras.layers.MaxPooling2D(name="c3")]), "tf")
     with pytest.raises(InverterMismatchError, match="expects"):
         reconstruct_with_network(inv, other, "c3", photos.images[:2])
+
+
+def test_inverter_refuses_features_of_other_weights(clf, photos, trained):
+    """The weights the inverter was trained on are saved with it; the same architecture with
+    other weights computes other features, which it refuses rather than inverting them."""
+    inv = load_inverter(trained)
+    assert inv.classifier_weights == clf.describe()["weights"] == "unknown"
+    assert inv.describe()["weights"] == "unknown"
+    retrained = Classifier("tiny", tiny_model(seed=1), "tf", weights="random(seed=1)")
+    with pytest.raises(InverterMismatchError,
+                       match=r"weights unknown, but this classifier has weights random\(seed=1\)"):
+        reconstruct_with_network(inv, retrained, "c3", photos.images[:2])
+    # Inverters saved before the weights were recorded load with "" and are not checked ...
+    inv.classifier_weights = ""
+    assert reconstruct_with_network(inv, retrained, "c3", photos.images[:2]).layer == "c3"
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(
+    REPO, "checkpoints", "inverters", "alexnet_random_conv1_stacked.json")),
+    reason="the shipped AlexNet inverter is not in this checkout")
+def test_shipped_inverter_takes_its_weights_from_its_record():
+    """... unless a training record beside them names them (the shipped ones, kept
+    byte-identical because study cells fingerprint them)."""
+    path = os.path.join(REPO, "checkpoints", "inverters", "alexnet_random_conv1_stacked.keras")
+    inv = load_inverter(path)
+    with open(path[:-6] + ".json") as f:
+        assert inv.classifier_weights == json.load(f)["classifier"]["weights"] == "random(seed=0)"
+    from tfrestore.classifiers import load_classifier
+    assert check_inverter(inv, load_classifier("alexnet", weights="random", seed=0),
+                          "conv1/lin") == "conv1/lin"
+    with pytest.raises(InverterMismatchError, match=r"weights random\(seed=0\), but this "
+                                                    r"classifier has weights random\(seed=1\)"):
+        check_inverter(inv, load_classifier("alexnet", weights="random", seed=1), "conv1/lin")
 
 
 def test_load_inverter_rejects_other_files(tmp_path):

@@ -7,6 +7,8 @@
   rate (`lr_scale`, default 0.1 of the preset's) so that the first steps do not throw
   the initialisation away, and for fewer steps.
 """
+import json
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -33,13 +35,25 @@ class NetworkResult:
 
 
 def load_inverter(path):
-    """Load a saved `.keras` inverter (registers tfrestore's layers first)."""
+    """Load a saved `.keras` inverter (registers tfrestore's layers first).
+
+    An inverter saved before its classifier's weights were recorded in it takes them from
+    the training record shipped beside it (`PATH.json`, "classifier": {"weights": ...}),
+    when there is one: the shipped files stay byte-identical (study cells fingerprint them).
+    """
     import tfrestore  # noqa: F401  (registers InverterStack / InverseModule)
     from tfrestore.io import read_keras
     model = read_keras(path, "Inverter")
     if not hasattr(model, "invert_levels"):
         raise InverterMismatchError(f"'{path}' is a Keras model but not a tfrestore "
                                     f"inverter (InverterStack).")
+    record = os.path.splitext(path)[0] + ".json"
+    if not model.classifier_weights and os.path.isfile(record):
+        try:
+            with open(record) as f:
+                model.classifier_weights = str(json.load(f)["classifier"]["weights"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not a training record: the weights stay unknown (unchecked)
     return model
 
 
@@ -56,6 +70,14 @@ def check_inverter(inverter, classifier, layer):
                 f"Classifier '{classifier.name}' does not fit the inverter: {trained_for}, "
                 f"but '{classifier.name}' has no layer '{name}'. Pass the classifier the "
                 f"inverter was trained for.") from None
+    trained, here = getattr(inverter, "classifier_weights", ""), classifier.describe()["weights"]
+    if trained and trained != here:
+        # Same architecture, other weights: other features, so the inverter's output would
+        # look plausible and be wrong.
+        raise InverterMismatchError(
+            f"The inverter was trained on '{inverter.classifier_name}' with weights "
+            f"{trained}, but this classifier has weights {here}. Load the classifier with "
+            f"the inverter's weights, or train an inverter for these (bin/train_inverter.py).")
     target = targets[layer]
     resolved = {targets[l]: l for l in inverter.levels[1:]}
     if layer not in inverter.levels:

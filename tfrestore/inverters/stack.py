@@ -139,13 +139,17 @@ class InverterStack(keras.Model):
       hidden: hidden width per module (int, list or None for the default).
       preprocessing: the classifier's `Preprocessing` (its `invert` gives RGB 0-255).
       classifier: the classifier's name (recorded for users and `bin/invert.py`).
+      weights: the classifier's weights as its `describe()` names them (e.g.
+        "random(seed=0)", "bvlc_alexnet.npy"): features of other weights are another
+        function, and `check_inverter` refuses them. "" (inverters saved before it was
+        recorded): not checked.
       mode: the training mode (set by the trainer); joint and end_to_end stacks are
         trained from the deepest level only, and `check_inverter` refuses other levels.
     Calling the stack on features of the deepest level returns RGB 0-255 images.
     """
 
     def __init__(self, levels, shapes, kind="deconv", hidden=None, preprocessing=None,
-                 classifier="", mode="", **kwargs):
+                 classifier="", mode="", weights="", **kwargs):
         super().__init__(**kwargs)
         self.mode = str(mode)
         if len(levels) < 2 or len(levels) != len(shapes) or levels[0] != "input":
@@ -161,6 +165,7 @@ class InverterStack(keras.Model):
         if len(kinds) != n or len(hiddens) != n:
             raise BlockError(f"{n} modules but {len(kinds)} kinds and {len(hiddens)} widths.")
         self.classifier_name = str(classifier)
+        self.classifier_weights = str(weights)
         if isinstance(preprocessing, dict):
             preprocessing = keras.saving.deserialize_keras_object(preprocessing)
         self.prep = preprocessing if preprocessing is not None else Preprocessing(
@@ -221,11 +226,13 @@ class InverterStack(keras.Model):
                 "shapes": [list(s) for s in self.shapes], "kind": self.kinds,
                 "hidden": [m.hidden for m in self.inverse_modules],
                 "preprocessing": keras.saving.serialize_keras_object(self.prep),
-                "classifier": self.classifier_name, "mode": self.mode}
+                "classifier": self.classifier_name, "mode": self.mode,
+                "weights": self.classifier_weights}
 
     def describe(self):
         """Settings dict recorded with outputs."""
-        return {"classifier": self.classifier_name, "mode": self.mode, "levels": self.levels,
+        return {"classifier": self.classifier_name, "weights": self.classifier_weights,
+                "mode": self.mode, "levels": self.levels,
                 "shapes": [list(s) for s in self.shapes], "kinds": self.kinds,
                 "hidden": [m.hidden for m in self.inverse_modules],
                 "parameters": int(sum(np.prod(w.shape) for w in self.weights))}
@@ -249,6 +256,7 @@ def build_stack(classifier, layer=None, blocks=None, kind="deconv", hidden=None,
     prep = Preprocessing.from_config(classifier.preprocessing.get_config())
     return InverterStack(levels, shapes, kind=kind, hidden=hidden, preprocessing=prep,
                          classifier=classifier.name,
+                         weights=classifier.describe()["weights"],
                          name=f"inverter_{classifier.name}".replace(".", "_"))
 
 
@@ -262,9 +270,12 @@ def warm_start(stack, init, source="--init"):
     mine, theirs = stack.describe(), init.describe()
     differ = [k for k in ("classifier", "levels", "shapes", "kinds", "hidden")
               if mine[k] != theirs[k]]
+    if "" not in (mine["weights"], theirs["weights"]) and mine["weights"] != theirs["weights"]:
+        differ.append("weights")
     if differ:
         detail = "; ".join(f"{k} {theirs[k]} there, {mine[k]} here" for k in differ)
         raise BlockError(f"{source}: the inverter does not match this run's stack ({detail}). "
-                         f"Pass the --blocks, --kind and --hidden it was trained with.")
+                         f"Pass the classifier's --weights and the --blocks, --kind and "
+                         f"--hidden it was trained with.")
     stack.set_weights(init.get_weights())
     return stack
