@@ -1,11 +1,17 @@
 """Inverting networks trained to convergence: the plan, its runner and what gets shipped.
 
-The plan (`JOBS`, in priority order): random-weight AlexNet (seed 0) conv1/lin..conv5/lin,
+The plan (`_jobs()`, in priority order): random-weight AlexNet (seed 0) conv1/lin..conv5/lin,
 one solo module per layer (module k inverts conv_k to conv_(k-1); the conv_k inverter of the
 thesis's table is modules k..1 stacked); then the shared MobileNetV2 at expanded_conv_3_add,
 _5_add, _12_add: the three solo modules (stacked), and joint and end-to-end stacks from _12_add
 and from _5_add (from _3_add the stack is one module, and joint = end-to-end = solo), which
-fine-tune the converged stacked modules of their levels (--init).
+fine-tune the converged stacked modules of their levels (--init). The same five AlexNet jobs
+with the real Caffe weights (`alexnet_imagenet_module1..5`, shipped as
+`alexnet_imagenet_convK_stacked`: the thesis's own inverters) run only when named, since they
+need bvlc_alexnet.npy (downloaded, or --alexnet_imagenet_weights=PATH):
+
+    python bench/inverter_study.py --action=train --only='alexnet_imagenet_*'
+
 Every job is `bin/train_inverter.py` to convergence (held-out loss, best weights kept),
 resumable; features are computed once per classifier and level set (--feature_cache).
 
@@ -24,7 +30,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from tfrestore import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_enum("action", "train", ["train", "publish", "list"], "What to do.")
@@ -33,7 +41,11 @@ flags.DEFINE_string("runs", "runs/inverters",
 flags.DEFINE_string("images", os.path.normpath(os.path.join(REPO, "..", "shared", "data",
                                                              "imagenet_samples")),
                     "The ImageNet samples (700 trained on, 100 held out by the seed-0 split).")
-flags.DEFINE_list("only", None, "Job names to run or publish (default: all).")
+flags.DEFINE_list("only", None, "Job names (or patterns, e.g. 'alexnet_imagenet_*') to run "
+                  "(default: all but the real-weights AlexNet jobs).")
+flags.DEFINE_string("alexnet_imagenet_weights", "imagenet", "Weights of the alexnet_imagenet_* "
+                    "jobs: imagenet (bvlc_alexnet.npy, downloaded once) or PATH/bvlc_alexnet.npy "
+                    "(offline). Study with the same value: bin/compare.py --weights.")
 flags.DEFINE_bool("all", False, "publish: also unconverged jobs (marked as such).")
 flags.DEFINE_string("checkpoints", os.path.join(REPO, "checkpoints", "inverters"),
                     "Where publish writes the inverters (empty: nowhere).")
@@ -55,22 +67,34 @@ COMMON = ["--num_val=100", "--seed=0", "--batch_size=8", "--steps=15000",
 # random weights a joint stack at _12_add took ~9 s per step on the shared cores and was
 # far from its plateau after 1400 of the 15k steps; fine-tuning starts near one.
 SCRATCH_LR, FINE_TUNE_LR = "--lr=3e-4", "--lr=1e-4"
-ALEX = ["--classifier=alexnet", "--weights=random", "--weights_seed=0"]
 ALEX_BLOCKS = ["conv1/lin", "conv2/lin", "conv3/lin", "conv4/lin", "conv5/lin"]
 MNV2 = ["--classifier=mobilenet_v2_tflite"]
 MNV2_BLOCKS = ["expanded_conv_3_add", "expanded_conv_5_add", "expanded_conv_12_add"]
 
 
+def _alexnets():
+    """{net: classifier flags} of the two AlexNets: random weights (seed 0, the study's), and
+    the real Caffe weights (the thesis's; from the flag, read unparsed as its default too)."""
+    real = FLAGS["alexnet_imagenet_weights"].value
+    real = real if real in ("imagenet", "random") else os.path.abspath(real)
+    return {"alexnet_random": ["--classifier=alexnet", "--weights=random", "--weights_seed=0"],
+            "alexnet_imagenet": ["--classifier=alexnet", f"--weights={real}"]}
+
+
 def _jobs():
     jobs = []
-    for i, layer in enumerate(ALEX_BLOCKS, start=1):
-        jobs.append({"name": f"alexnet_random_module{i}", "net": "alexnet_random",
-                     "args": ALEX + [f"--blocks={','.join(ALEX_BLOCKS)}", "--mode=solo",
-                                     f"--module={layer}", SCRATCH_LR], "cache": "alexnet_random"})
+    for net, clf in _alexnets().items():
+        for i, layer in enumerate(ALEX_BLOCKS, start=1):
+            jobs.append({"name": f"{net}_module{i}", "net": net, "cache": net,
+                         "args": clf + [f"--blocks={','.join(ALEX_BLOCKS)}", "--mode=solo",
+                                        f"--module={layer}", SCRATCH_LR],
+                         # needs bvlc_alexnet.npy: trained only when named (--only)
+                         "on_request": net == "alexnet_imagenet"})
     for i, layer in enumerate(MNV2_BLOCKS, start=1):
         jobs.append({"name": f"mobilenet_v2_module{i}", "net": "mobilenet_v2",
                      "args": MNV2 + [f"--blocks={','.join(MNV2_BLOCKS)}", "--mode=solo",
-                                     f"--module={layer}", SCRATCH_LR], "cache": "mobilenet_v2"})
+                                     f"--module={layer}", SCRATCH_LR], "cache": "mobilenet_v2",
+                     "on_request": False})
     for depth, cache in ((3, "mobilenet_v2"), (2, "mobilenet_v2_to5")):
         layer = MNV2_BLOCKS[depth - 1]
         for mode in ("joint", "end_to_end"):
@@ -78,11 +102,8 @@ def _jobs():
             jobs.append({"name": f"mobilenet_v2_{layer}_{mode}", "net": "mobilenet_v2",
                          "args": MNV2 + [f"--blocks={','.join(MNV2_BLOCKS[:depth])}",
                                          f"--mode={mode}", f"--init={init}", FINE_TUNE_LR],
-                         "cache": cache})
+                         "cache": cache, "on_request": False})
     return jobs
-
-
-JOBS = _jobs()
 
 
 def command(job, runs):
@@ -114,12 +135,15 @@ def _progress(runs, name):
 
 
 def _selected():
+    import fnmatch
+    jobs = _jobs()
     if not FLAGS.only:
-        return JOBS
-    unknown = set(FLAGS.only) - {j["name"] for j in JOBS}
+        return [j for j in jobs if not j["on_request"]]
+    unknown = [p for p in FLAGS.only if not any(fnmatch.fnmatchcase(j["name"], p)
+                                                for j in jobs)]
     if unknown:
-        raise app.UsageError(f"Unknown jobs {sorted(unknown)}; see --action=list.")
-    return [j for j in JOBS if j["name"] in FLAGS.only]
+        raise ValueError(f"--only: no job matches {unknown}; see --action=list.")
+    return [j for j in jobs if any(fnmatch.fnmatchcase(j["name"], p) for p in FLAGS.only)]
 
 
 def train(runs):
@@ -141,11 +165,12 @@ def train(runs):
               + (" FAILED, see its log" if rc else ""), flush=True)
 
 
+@cli.exit_on_user_error
 def main(argv):
     del argv
     runs = os.path.abspath(FLAGS.runs)  # the training runs start in the checkout (cwd=REPO)
     if FLAGS.action == "list":
-        for job in JOBS:
+        for job in _jobs():
             info = _info(runs, job["name"])
             if info is not None:
                 state = (f"{'converged' if info['converged'] else 'stopped unconverged'} "
@@ -154,7 +179,9 @@ def main(argv):
                 # train_info.json is written at the end; a run in progress (or interrupted)
                 # has only its checkpoint's history.
                 state = _progress(runs, job["name"])
-            print(f"{job['name']}: {state}\n  " + " ".join(command(job, runs)))
+            print(f"{job['name']}: {state}"
+                  + (" (run only when named: --only)" if job["on_request"] else "")
+                  + "\n  " + " ".join(command(job, runs)))
     elif FLAGS.action == "train":
         train(runs)
     else:
@@ -168,8 +195,8 @@ def _inverters():
     A stacked inverter is the solo modules 1..k, each from its own job; joint and
     end-to-end inverters are one job's whole stack."""
     out = []
-    for net, blocks, clf in (("alexnet_random", ALEX_BLOCKS, ALEX),
-                             ("mobilenet_v2", MNV2_BLOCKS, MNV2)):
+    nets = [(net, ALEX_BLOCKS, clf) for net, clf in _alexnets().items()]
+    for net, blocks, clf in nets + [("mobilenet_v2", MNV2_BLOCKS, MNV2)]:
         for k in range(1, len(blocks) + 1):
             out.append((f"{net}_{blocks[k - 1].replace('/lin', '')}_stacked", net, clf,
                         blocks[:k], "stacked",
@@ -199,7 +226,7 @@ def _job_state(runs, name, stack_factory):
         return None
     hist_path = os.path.join(ckpt, "history.json")
     history = json.load(open(hist_path)) if os.path.exists(hist_path) else []
-    job = next(j for j in JOBS if j["name"] == name)
+    job = next(j for j in _jobs() if j["name"] == name)
     from tfrestore.io import portable_arg, portable_record
     with open(os.path.join(ckpt, "run_settings.json")) as f:
         settings = {k: portable_record(v) for k, v in json.load(f).items()}
@@ -248,7 +275,7 @@ def _evaluated_record(name, clf, blocks, mode, parts, states, runs, include_unco
         mods = range(1, len(blocks) + 1) if module == 0 else [module]
         for i in mods:
             stack.inverse_modules[i - 1].set_weights(src.inverse_modules[i - 1].get_weights())
-    first = next(j for j in JOBS if j["name"] == parts[0][0])
+    first = next(j for j in _jobs() if j["name"] == parts[0][0])
     cache = os.path.join(runs, f"features_{first['cache']}.npz")
     with np.load(cache) as z:
         val = [z[f"val{i}"] for i in range(len(blocks) + 1)]
@@ -283,7 +310,7 @@ def publish(runs, ckpt_out, results, include_unconverged):
     from tfrestore.io import atomic_write, write_json
     from tfrestore.plotting import save_validation_curves
     rows, records, curves, classifiers = [], {}, {}, {}
-    job_blocks = {j["name"]: _flag(j["args"], "blocks").split(",") for j in JOBS}
+    job_blocks = {j["name"]: _flag(j["args"], "blocks").split(",") for j in _jobs()}
     for name, net, clf_args, blocks, mode, parts in _inverters():
         def classifier(net=net, clf_args=clf_args):  # loaded only where a run is here
             if net not in classifiers:
@@ -349,8 +376,9 @@ def publish(runs, ckpt_out, results, include_unconverged):
           "steps | converged | seconds |", "|---|---|---|---|---|---|---|---|---|---|"] + rows
     md += ["", "Thesis-code figures (REFERENCE.md §5, real AlexNet weights, 10 images, "
            "stacked inverting nets, conv1-conv5): MSE 188 / 458 / 845 / 1023 / 1420, "
-           "feature NMSE 0.013 / 0.034 / 0.062 / 0.075 / 0.098. Here the AlexNet weights are "
-           "random (seed 0).", "", "![held-out loss curves](curves.png)", ""]
+           "feature NMSE 0.013 / 0.034 / 0.062 / 0.075 / 0.098. alexnet_random_*: random "
+           "AlexNet weights (seed 0); alexnet_imagenet_*: the real Caffe weights.", "",
+           "![held-out loss curves](curves.png)", ""]
     atomic_write(os.path.join(results, "inverters.md"), "\n".join(md))
     write_json(os.path.join(results, "inverters.json"), {"inverters": records,
                                                          "curves": curves})
@@ -358,4 +386,4 @@ def publish(runs, ckpt_out, results, include_unconverged):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,10 +10,11 @@ weights (the only AlexNet weights offline here):
   python bench/thesis_alexnet_table.py --results=results/study/alexnet_random.json \\
       --output=results/study/alexnet_thesis_table.md
 
-With the real Caffe weights (`bvlc_alexnet.npy`), make a copy of the config with
-"weights": "PATH/bvlc_alexnet.npy", train the inverters on that network
-(bin/train_inverter.py --classifier=alexnet --weights=PATH/bvlc_alexnet.npy ...), point the
-config's inverter paths at them, and run the same two commands with that config.
+With the real Caffe weights (`bvlc_alexnet.npy`): train and publish their inverters
+(`bench/inverter_study.py --action=train --only='alexnet_imagenet_*'`, then
+`--action=publish`), run bin/compare.py with results/study/alexnet_imagenet_config.json
+(offline: `--weights=PATH/bvlc_alexnet.npy` on both) and this script on its JSON; the
+README's study section lists the commands.
 """
 import json
 

@@ -29,6 +29,9 @@ flags.DEFINE_integer("limit", 20, "Number of test images.")
 flags.DEFINE_integer("steps", None, "Optimisation steps per method (default: presets').")
 flags.DEFINE_integer("seed", 0, "Seed of noise starts and jitter.")
 flags.DEFINE_list("layers", None, "Override the config's layers.")
+flags.DEFINE_string("weights", None, "Override the config's weights, e.g. "
+                    "PATH/bvlc_alexnet.npy for AlexNet's real weights from a file (offline); "
+                    "the config's inverters must have been trained on the same weights.")
 flags.DEFINE_list("methods", None, "Run only these methods of the config.")
 flags.DEFINE_string("perceptual_network", "auto", "Network of the perceptual score "
                     "(auto: vgg16 if its weights are cached, else the bundled "
@@ -72,7 +75,8 @@ def main(argv):
                              f"({[m.name for m in methods]}).")
         methods = [m for m in methods if m.name in FLAGS.methods]
     layers = FLAGS.layers or config["layers"]
-    clf = load_classifier(config["classifier"], weights=config.get("weights", "imagenet"),
+    clf = load_classifier(config["classifier"],
+                          weights=FLAGS.weights or config.get("weights", "imagenet"),
                           seed=config.get("weights_seed", 0))
     for layer in layers:
         clf.resolve(layer)
@@ -111,6 +115,8 @@ def main(argv):
             write_json(FLAGS.output + ".json", results)
             save_npz(FLAGS.output + "_examples.npz", **examples)
     else:
+        for method in methods:   # a wrong inverter fails here, not hours into the study
+            method.check_inverters(clf, layers)
         results = run_comparison(clf, layers, methods, loaded.images, loaded.paths,
                                  FLAGS.output + ".json", steps=FLAGS.steps,
                                  seed=FLAGS.seed, perceptual=perceptual, settings=settings,

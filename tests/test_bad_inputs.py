@@ -44,6 +44,10 @@ open(f"{tmp}/list.txt", "w").write("ok.png\nmissing.png\n")
 open(f"{tmp}/broken.json", "w").write('{"classifier": "vgg16", "layers": [')
 open(f"{tmp}/nokeys.json", "w").write('{"classifier": "vgg16"}')
 open(f"{tmp}/list.json", "w").write('[1, 2]')
+open(f"{tmp}/alexnet_seed1.json", "w").write(json.dumps({
+    "classifier": "alexnet", "weights": "imagenet", "weights_seed": 1, "layers": ["conv1/lin"],
+    "methods": {"network": {"inverter": {
+        "conv1/lin": "checkpoints/inverters/alexnet_random_conv1_stacked.keras"}}}}))
 open(f"{tmp}/labels3.txt", "w").write("a\nb\nc\n")
 open(f"{tmp}/a_file", "w").write("x")
 '''
@@ -267,6 +271,12 @@ CASES = [
      "must hold a JSON object"),
     ("compare_config_keys", "compare", ["--config={tmp}/nokeys.json", "--images=chelsea",
                                         "--output={tmp}/c"], 2, "lacks layers, methods"),
+    # --weights overrides the config's (else "imagenet" would be a download error here),
+    # and an inverter trained on other weights (seed 0) is refused before any cell runs
+    ("compare_inverter_other_weights", "compare", ["--config={tmp}/alexnet_seed1.json",
+                                                   "--weights=random", "--images=chelsea",
+                                                   "--limit=1", "--output={tmp}/c"], 2,
+     "with weights random(seed=0), but this classifier has weights random(seed=1)"),
     ("compare_unknown_method", "compare", ["--config=results/compare/mobilenet_v2_config.json",
                                            "--methods=bogus", "--images=chelsea",
                                            "--output={tmp}/c"], 2,

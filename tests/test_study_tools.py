@@ -158,3 +158,57 @@ def test_inverter_publish_keeps_shipped_inverters_whose_runs_are_absent(tmp_path
     saved = json.loads((results / "inverters.json").read_text())
     assert saved["curves"]["mobilenet_v2_module1"][-1]["val_total"] == 0.4
     assert list(saved["inverters"]) == [name]
+
+
+def test_inverter_study_real_weights_jobs_run_only_when_named(tmp_path):
+    """The real-weights AlexNet jobs (the thesis's own inverters) need bvlc_alexnet.npy: the
+    plan lists them with the file given, but only --only runs them; patterns select."""
+    npy = str(tmp_path / "bvlc_alexnet.npy")
+    res = _run("inverter_study.py", ["--action=list", f"--runs={tmp_path}",
+                                     f"--alexnet_imagenet_weights={npy}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    head = lines.index("alexnet_imagenet_module3: not started (run only when named: --only)")
+    assert f"--weights={npy} " in lines[head + 1] and "--module=conv3/lin" in lines[head + 1]
+    assert "alexnet_random_module3: not started" in lines
+    # Nothing matches: refused before anything runs (one line, status 2).
+    res = _run("inverter_study.py", ["--action=train", f"--runs={tmp_path}",
+                                     "--only=alexnet_real_*"])
+    assert res.returncode == 2 and "error: --only: no job matches ['alexnet_real_*']" in res.stderr
+    # A pattern selects exactly its jobs; the default leaves the real-weights ones out.
+    code = ("import sys; sys.argv = ['x'] + sys.argv[1:]; import inverter_study as s; "
+            "s.FLAGS(sys.argv); print(','.join(j['name'] for j in s._selected()))")
+    for only, want in ((["--only=alexnet_imagenet_*"],
+                        [f"alexnet_imagenet_module{i}" for i in range(1, 6)]),
+                       ([], None)):
+        res = subprocess.run([sys.executable, "-c", code] + only, capture_output=True,
+                             text=True, cwd=os.path.join(REPO, "bench"), timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        names = res.stdout.strip().split(",")
+        if want:
+            assert names == want
+        else:
+            assert "alexnet_random_module1" in names and "mobilenet_v2_module1" in names
+            assert not any(n.startswith("alexnet_imagenet") for n in names)
+
+
+def test_real_weights_config_names_what_the_inverter_study_ships():
+    """results/study/alexnet_imagenet_config.json (the thesis's table with the real weights)
+    points at the inverters `inverter_study.py --only='alexnet_imagenet_*'` publishes, and
+    its FoE weights are the random-weight study's (searched there; offline here)."""
+    import inverter_study
+    from tfrestore.inversion.methods import methods_from_config
+    with open(os.path.join(REPO, "results", "study", "alexnet_imagenet_config.json")) as f:
+        real = json.load(f)
+    with open(os.path.join(REPO, "results", "study", "alexnet_random_config.json")) as f:
+        random = json.load(f)
+    assert real["classifier"] == "alexnet" and real["weights"] == "imagenet"
+    assert real["layers"] == LAYERS and real["overrides"] == random["overrides"]
+    methods = {m.name: m for m in methods_from_config(real["methods"], real.get("overrides"))}
+    assert list(methods) == ["M&V 2016", "+ image FoE", "inverting network (stacked)"]
+    shipped = {name for name, *_ in inverter_study._inverters()}
+    for layer, path in methods["inverting network (stacked)"].inverter.items():
+        name = os.path.splitext(os.path.basename(path))[0]
+        assert name in shipped and name == f"alexnet_imagenet_{layer.split('/')[0]}_stacked"
+    for name in ("M&V 2016", "+ image FoE"):
+        assert real["methods"][name] == random["methods"][name]

@@ -63,6 +63,14 @@ class Method:
             return f"Method '{self.name}' has no inverter for '{layer}'."
         return None
 
+    def check_inverters(self, classifier, layers):
+        """Raise `InverterMismatchError` now, before any cell runs, if an inverter of this
+        method at one of `layers` was trained for another classifier, layer or weights."""
+        from tfrestore.inverters import check_inverter, load_inverter
+        for layer in layers:
+            if self.uses_network and layer in self.inverter:
+                check_inverter(load_inverter(self.inverter[layer]), classifier, layer)
+
     def reconstruct(self, classifier, layer, images, steps=None, seed=0, verbose=False,
                     **run_options):
         """(reconstructions [N, H, W, 3] RGB 0-255, seconds, record dict); `run_options`
