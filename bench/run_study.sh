@@ -17,7 +17,9 @@
 #   fmap_search   feature-map FoE weights, each depth with the prior of the layer below
 #   mnv2_fast     the fast preset at its own 350-step budget
 #   mnv2_networks the shipped inverting networks and the hybrid (network start + M&V 2016)
-#   mnv2_priors   every prior method (after copying the searched weights into the config)
+#   weights       the searched weights into both configs (bench/search_bests.py --write:
+#                 each searched layer's best, the geometric mean between searched layers)
+#   mnv2_priors   every prior method (after `weights`)
 #   alexnet       random-weight AlexNet conv1-conv5, every method
 #   render        the tables and figures into RUNS_DIR (copy them to results/study/)
 # The tables are rendered from whatever cells exist with `render`.
@@ -98,8 +100,8 @@ for stage in "$@"; do
       search mnv2_ica_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=true \
         --layer=Conv2d_0_0 --prior=checkpoints/ica_8x8x3_512.keras@image
       # AlexNet at conv1, conv3 and conv5 (conv2 and conv4 take the geometric mean of their
-      # neighbours' bests), each layer on the grid where MobileNetV2's bests at a like depth
-      # lay (they grew with depth); the FoE search holds the no-prior (w = 0) cells
+      # neighbours' bests: stage `weights`), each layer on the grid where MobileNetV2's bests
+      # at a like depth lay (they grew with depth); the FoE search holds the no-prior cells
       for g in "conv1 3e-7,1e-6,3e-6 3e-5,1e-4,3e-4" "conv3 1e-6,3e-6,1e-5 3e-4,1e-3,3e-3" \
                "conv5 3e-6,1e-5,3e-5 1e-3,3e-3,1e-2"; do
         read -r layer patch dae <<< "$g"
@@ -136,6 +138,11 @@ for stage in "$@"; do
       "${MNV2[@]}" "--methods=inverting network (stacked),inverting network (joint)"
       "${MNV2[@]}" "--methods=hybrid (stacked network + M&V 2016)" \
         --layers=expanded_conv_12_add,expanded_conv_5_add,expanded_conv_3_add ;;
+    weights)
+      for config in mobilenet_v2 alexnet_random; do
+        python bench/search_bests.py --config="results/study/${config}_config.json" \
+          --searches="$RUNS/search/*.json" --write
+      done ;;
     mnv2_priors)
       "${MNV2[@]}" "--methods=+ image DAE,+ feature-map DAE" \
         --layers=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add,expanded_conv_8_add

@@ -212,3 +212,63 @@ def test_real_weights_config_names_what_the_inverter_study_ships():
         assert name in shipped and name == f"alexnet_imagenet_{layer.split('/')[0]}_stacked"
     for name in ("M&V 2016", "+ image FoE"):
         assert real["methods"][name] == random["methods"][name]
+
+
+def _search_bests(args):
+    return _run("search_bests.py", args)
+
+
+def test_search_bests_committed_mobilenet_weights_are_the_searches_bests():
+    """Every prior weight of the MobileNetV2 study config is the best of its committed
+    converged search at that layer (a hand-edited weight would show as DIFFERS, status 1)."""
+    res = _search_bests(["--config=results/study/mobilenet_v2_config.json"])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    rows = [l for l in res.stdout.splitlines() if l.startswith("| +")]
+    assert len(rows) >= 20 and all(r.endswith("| agrees |") for r in rows), rows
+
+
+def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
+    """Synthetic searches: two outputs of one group pool; the best is flagged when it lies
+    at the grid's edge; a layer between two searched ones takes their geometric mean; a
+    config weight other than the best is DIFFERS (status 1) until --write sets them."""
+    with open(os.path.join(REPO, "results", "search", "converged", "mnv2_foe_image.json")) as f:
+        record = json.load(f)["settings"]["classifier"]
+    prior = "checkpoints/foe_8x8x3_512.keras@image"
+    over = {"converge_rtol": 0.001, "converge_window": 100, "prior_start": 0.25}
+
+    def search(name, cells):
+        out = {"settings": {"priors": [prior], "fixed_priors": [], "overrides": over,
+                            "classifier": record, "images": ["a.JPEG", "b.JPEG"]},
+               "cells": {f"{layer} | w={w:g}": {
+                   "layer": layer, "method": f"w={w:g}",
+                   "spec": {"priors": {"*": [f"{prior}:{w:g}"]} if w else {}},
+                   "per_image": {"ssim": ssim}} for layer, w, ssim in cells}}
+        (tmp_path / name).write_text(json.dumps(out))
+    search("s1.json", [("Conv2d_0_0", 0.0, [0.5, 0.5]), ("Conv2d_0_0", 1e-6, [0.6, 0.62]),
+                       ("expanded_conv_5_add", 1e-5, [0.4, 0.4])])
+    search("s1_ext.json", [("Conv2d_0_0", 1e-5, [0.55, 0.55]),
+                           ("expanded_conv_5_add", 1e-4, [0.5, 0.5])])
+    layers = ["Conv2d_0_0", "expanded_conv_3_add", "expanded_conv_5_add"]
+    config = {"classifier": "mobilenet_v2_tflite", "layers": layers,
+              "overrides": {"converge_rtol": 0.001, "converge_window": 100},
+              "methods": {"M&V 2016": {"preset": "mv2016"},
+                          "+ FoE": {"preset": "mv2016", "overrides": {"prior_start": 0.25},
+                                    "priors": {"*": [f"{prior}:1e-6"]}}}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    args = [f"--config={path}", f"--searches={tmp_path}/s1*.json"]
+    res = _search_bests(args)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
+    rows = {l.split("|")[2].strip(): [c.strip() for c in l.strip("|").split("|")]
+            for l in res.stdout.splitlines() if l.startswith("| + FoE")}
+    assert rows["Conv2d_0_0"][3:] == ["0: 0.5000, 1e-06: 0.6100, 1e-05: 0.5500", "1e-06",
+                                      "yes", "1e-06", "agrees"]
+    assert rows["expanded_conv_5_add"][4:] == ["0.0001", "**no (grid edge)**", "1e-06",
+                                               "DIFFERS"]
+    assert rows["expanded_conv_3_add"][4:] == ["1e-05", "–", "1e-06", "interpolated, DIFFERS"]
+    res = _search_bests(args + ["--write"])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    priors = json.loads(path.read_text())["methods"]["+ FoE"]["priors"]
+    assert priors == {"*": [f"{prior}:1e-6"], "expanded_conv_3_add": [f"{prior}:1e-05"],
+                      "expanded_conv_5_add": [f"{prior}:0.0001"]}
+    assert _search_bests(args).returncode == 0

@@ -1,0 +1,210 @@
+"""The study configs' prior weights against the searches that chose them.
+
+Every committed weight search (`bin/search_weights.py` outputs, default
+results/search/converged/*.json) is grouped by what it searched: classifier (as recorded),
+prior (PATH@AT), inverted layer, settings overrides and development images; the cells of
+grid extensions (several searches of one group) are pooled. For each prior of each method of
+a comparison config at each layer, this prints the searched weights' mean SSIM, the best,
+whether the best is bracketed (a searched weight on each side; w = 0 counts below) and
+whether the config holds it. A layer without a search of its own, between two searched
+layers, takes the geometric mean of their bests (the study's rule; `interpolated`).
+
+    python bench/search_bests.py --config=results/study/mobilenet_v2_config.json
+    # write the searched (and interpolated) weights into the config
+    python bench/search_bests.py --config=results/study/alexnet_random_config.json --write
+
+Exit status 1 when the config disagrees with a search (without --write), so a study is
+never run with weights nobody searched.
+"""
+import glob
+import json
+import math
+import os
+
+from absl import flags
+
+from tfrestore import cli
+
+flags.DEFINE_string("config", None, "Comparison config (JSON) of bin/compare.py.")
+flags.DEFINE_list("searches", ["results/search/converged/*.json"], "Search outputs of "
+                  "bin/search_weights.py (globs; *_ranking.json files are skipped).")
+flags.DEFINE_bool("write", False, "Write the searched and interpolated weights into --config.")
+flags.DEFINE_string("output", None, "Also write the table here (Markdown).")
+flags.mark_flags_as_required(["config"])
+FLAGS = flags.FLAGS
+
+
+def _spec(text):
+    """'PATH@AT:W' -> ('PATH@AT', W); 'PATH@AT' -> ('PATH@AT', None)."""
+    from tfrestore.inversion.learned import parse_prior_spec
+    s = parse_prior_spec(text)
+    return f"{s.path}@{s.at}", (s.weight if ":" in text.rsplit("@", 1)[-1] else None)
+
+
+def load_searches(paths):
+    """{group key: {weight: [per-image SSIM], ...}} pooled over searches of one group.
+
+    A group key is (classifier record JSON, prior PATH@AT, layer, overrides JSON, images);
+    the weight is the searched prior's (0.0 for the no-prior cells)."""
+    groups = {}
+    for path in paths:
+        with open(path) as f:
+            search = json.load(f)
+        s = search.get("settings", {})
+        if len(s.get("priors", [])) != 1:
+            continue   # joint searches of several priors: not one weight per prior
+        prior = _spec(s["priors"][0])[0]
+        for cell in search.get("cells", {}).values():
+            layer = cell["layer"]
+            priors = cell.get("spec", {}).get("priors") or {}
+            specs = priors.get(layer, priors.get("*", []))
+            weights = [w for p, w in map(_spec, specs) if p == prior]
+            key = (json.dumps(s["classifier"], sort_keys=True), prior, layer,
+                   json.dumps(s["overrides"], sort_keys=True), tuple(s["images"]))
+            groups.setdefault(key, {})[weights[0] if weights else 0.0] = \
+                list(cell["per_image"]["ssim"])
+    return groups
+
+
+def best_of(cells):
+    """(best weight, its mean SSIM, bracketed) of one group's {weight: per-image SSIM}."""
+    means = {w: sum(v) / len(v) for w, v in cells.items()}
+    best = max(means, key=means.get)
+    return best, means[best], min(means) < best < max(means)
+
+
+def _layer_overrides(config, method):
+    return json.dumps(dict(config.get("overrides") or {}, **(method.get("overrides") or {})),
+                      sort_keys=True)
+
+
+def agreement(config, classifier_record, groups):
+    """Rows (method, layer, prior, searched {w: mean}, best, bracketed, config weight,
+    verdict) for every prior weight the config sets at one of its layers."""
+    clf = json.dumps(classifier_record, sort_keys=True)
+    layers = config["layers"]
+    found = {}   # (method, prior, layer) -> (best, mean, bracketed, {w: mean})
+    for name, method in config["methods"].items():
+        over = _layer_overrides(config, method)
+        for layer in layers:
+            for text in _specs_at(method, layer):
+                prior = _spec(text)[0]
+                hits = [cells for (c, p, l, o, _), cells in groups.items()
+                        if (c, p, l, o) == (clf, prior, layer, over)]
+                if len(hits) > 1:   # several image sets: the largest decides
+                    hits.sort(key=lambda cells: -len(next(iter(cells.values()))))
+                if hits:
+                    best, mean, bracketed = best_of(hits[0])
+                    means = {w: sum(v) / len(v) for w, v in sorted(hits[0].items())}
+                    found[(name, prior, layer)] = (best, mean, bracketed, means)
+    rows = []
+    for name, method in config["methods"].items():
+        for layer in layers:
+            for text in _specs_at(method, layer):
+                prior, weight = _spec(text)
+                hit = found.get((name, prior, layer))
+                if hit:
+                    best, mean, bracketed, means = hit
+                    verdict = "agrees" if _same(weight, best) else "DIFFERS"
+                    rows.append((name, layer, prior, means, best, bracketed, weight, verdict))
+                    continue
+                want = _interpolated(found, name, prior, layer, layers)
+                if want is None:
+                    rows.append((name, layer, prior, {}, None, None, weight, "not searched"))
+                else:
+                    verdict = ("interpolated, agrees" if _same(weight, want)
+                               else "interpolated, DIFFERS")
+                    rows.append((name, layer, prior, {}, want, None, weight, verdict))
+    return rows
+
+
+def _specs_at(method, layer):
+    priors = method.get("priors") or {}
+    return list(priors.get(layer, priors.get("*", [])))
+
+
+def _same(a, b):
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=0.02)
+
+
+def _interpolated(found, name, prior, layer, layers):
+    """Geometric mean of the bests at the nearest searched layers on both sides, rounded to
+    2 significant digits, or None."""
+    i = layers.index(layer)
+    below = [found[(name, prior, l)][0] for l in layers[:i] if (name, prior, l) in found]
+    above = [found[(name, prior, l)][0] for l in layers[i + 1:] if (name, prior, l) in found]
+    if not below or not above or below[-1] <= 0 or above[0] <= 0:
+        return None
+    return float(f"{math.sqrt(below[-1] * above[0]):.2g}")
+
+
+def _fmt(w):
+    return "–" if w is None else f"{w:g}"
+
+
+def table(rows):
+    lines = ["| method | layer | prior | searched weights: mean SSIM | best | bracketed | "
+             "config | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for name, layer, prior, means, best, bracketed, weight, verdict in rows:
+        searched = ", ".join(f"{w:g}: {m:.4f}" for w, m in means.items()) or "–"
+        br = "–" if bracketed is None else ("yes" if bracketed else "**no (grid edge)**")
+        path, at = prior.rsplit("@", 1)
+        lines.append(f"| {name} | {layer} | {os.path.basename(path)}@{at} | {searched} | "
+                     f"{_fmt(best)} | {br} | {_fmt(weight)} | {verdict} |")
+    return "\n".join(lines)
+
+
+def written(config, rows):
+    """The config with every searched or interpolated weight set (a new dict)."""
+    out = json.loads(json.dumps(config))
+    want = {(r[0], r[1], r[2]): r[4] for r in rows if r[4] is not None}
+    for name, method in out["methods"].items():
+        priors = method.get("priors") or {}
+        shared = priors.get("*")
+        for layer in config["layers"]:
+            specs = priors.get(layer, shared)
+            if not specs:
+                continue
+            new = []
+            for text in specs:
+                prior, weight = _spec(text)
+                best = want.get((name, layer, prior))
+                new.append(text if best is None or _same(weight, best) else f"{prior}:{best:g}")
+            if new != list(specs):
+                priors[layer] = new   # a layer's own entry wins over "*"
+    return out
+
+
+@cli.exit_on_user_error
+def main(argv):
+    del argv
+    from tfrestore.classifiers import load_classifier
+    from tfrestore.io import atomic_write
+    with open(FLAGS.config) as f:
+        config = json.load(f)
+    paths = sorted(p for g in FLAGS.searches for p in glob.glob(g)
+                   if not p.endswith("_ranking.json"))
+    if not paths:
+        raise ValueError(f"--searches {FLAGS.searches}: no search outputs there; run "
+                         f"bin/search_weights.py first.")
+    clf = load_classifier(config["classifier"], weights=config.get("weights", "imagenet"),
+                          seed=config.get("weights_seed", 0))
+    rows = agreement(config, clf.describe(), load_searches(paths))
+    md = (f"# Prior weights of `{FLAGS.config}` against the searches\n\n"
+          f"`{cli.command_line()}`\n\n{len(paths)} search outputs. Mean SSIM over the "
+          f"development images; a config weight within 2% of the best is the same weight "
+          f"(1e-6 = 1e-06).\n\n{table(rows)}\n")
+    print(md)
+    if FLAGS.output:
+        atomic_write(FLAGS.output, md)
+    if FLAGS.write:
+        new = written(config, rows)
+        if new != config:
+            atomic_write(FLAGS.config, json.dumps(new, indent=2, ensure_ascii=False) + "\n")
+            print(f"wrote the searched weights into {FLAGS.config}")
+        return 0
+    return 1 if any("DIFFERS" in r[-1] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
