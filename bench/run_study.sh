@@ -66,7 +66,13 @@ for stage in "$@"; do
         --set=prior_crop=0.5 --layer=Conv2d_0_0 --prior=checkpoints/dae_rgb_imagenet.keras@image
       search mnv2_dae_image_l8 "${MNV2_SEARCH[@]}" --grid=1e-3,3e-3,1e-2 --include_zero=false \
         --set=prior_crop=0.5 --layer=expanded_conv_8_add \
-        --prior=checkpoints/dae_rgb_imagenet.keras@image ;;
+        --prior=checkpoints/dae_rgb_imagenet.keras@image
+      # AlexNet: each feature-map DAE at the layer above its own, on MobileNetV2's range
+      for k in 2 3 4; do
+        search "alexnet_dae_fmap_conv$k" "${ALEX_SEARCH[@]}" --grid=3e-4,1e-3,3e-3 \
+          --include_zero=false --layer="conv$k/lin" \
+          --prior="checkpoints/fmap/dae_alexnet_conv$((k - 1))_lin.keras@conv$((k - 1))/lin"
+      done ;;
     patch_search)
       search mnv2_foe_image "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=false \
         --layer=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add \
