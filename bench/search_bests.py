@@ -2,8 +2,9 @@
 
 Every committed weight search (`bin/search_weights.py` outputs, default
 results/search/converged/*.json) is grouped by what it searched: classifier (as recorded),
-prior (PATH@AT), inverted layer, settings overrides and development images; the cells of
-grid extensions (several searches of one group) are pooled. For each prior of each method of
+prior (PATH@AT), inverted layer, preset and overrides, the priors held fixed beside it and the
+development images; the cells of grid extensions (several searches of one group) are pooled.
+A method's prior matches a search of it alone or beside the method's other priors there. For each prior of each method of
 a comparison config at each layer, this prints the searched weights' mean SSIM, the best,
 whether the best is bracketed (a searched weight on each side; w = 0 counts below) and
 whether the config holds it. A layer without a search of its own, between two searched
@@ -44,8 +45,9 @@ def _spec(text):
 def load_searches(paths):
     """{group key: {weight: [per-image SSIM], ...}} pooled over searches of one group.
 
-    A group key is (classifier record JSON, prior PATH@AT, layer, overrides JSON, images);
-    the weight is the searched prior's (0.0 for the no-prior cells)."""
+    A group key is (classifier record JSON, prior PATH@AT, layer, preset and overrides JSON,
+    fixed priors (PATH@AT:W, sorted), images); the weight is the searched prior's (0.0 for
+    the no-prior cells)."""
     groups = {}
     for path in paths:
         with open(path) as f:
@@ -60,7 +62,8 @@ def load_searches(paths):
             specs = priors.get(layer, priors.get("*", []))
             weights = [w for p, w in map(_spec, specs) if p == prior]
             key = (json.dumps(s["classifier"], sort_keys=True), prior, layer,
-                   json.dumps(s["overrides"], sort_keys=True), tuple(s["images"]))
+                   _settings(s.get("preset", "mv2016"), s["overrides"]),
+                   tuple(sorted(s.get("fixed_priors", []))), tuple(s["images"]))
             groups.setdefault(key, {})[weights[0] if weights else 0.0] = \
                 list(cell["per_image"]["ssim"])
     return groups
@@ -73,9 +76,13 @@ def best_of(cells):
     return best, means[best], min(means) < best < max(means)
 
 
-def _layer_overrides(config, method):
-    return json.dumps(dict(config.get("overrides") or {}, **(method.get("overrides") or {})),
-                      sort_keys=True)
+def _settings(preset, overrides):
+    return json.dumps({"preset": preset, "overrides": overrides}, sort_keys=True)
+
+
+def _method_settings(config, method):
+    return _settings(method.get("preset", "mv2016"),
+                     dict(config.get("overrides") or {}, **(method.get("overrides") or {})))
 
 
 def agreement(config, classifier_record, groups):
@@ -85,14 +92,18 @@ def agreement(config, classifier_record, groups):
     layers = config["layers"]
     found = {}   # (method, prior, layer) -> (best, mean, bracketed, {w: mean})
     for name, method in config["methods"].items():
-        over = _layer_overrides(config, method)
+        over = _method_settings(config, method)
         for layer in layers:
-            for text in _specs_at(method, layer):
+            specs = _specs_at(method, layer)
+            for text in specs:
                 prior = _spec(text)[0]
-                hits = [cells for (c, p, l, o, _), cells in groups.items()
-                        if (c, p, l, o) == (clf, prior, layer, over)]
-                if len(hits) > 1:   # several image sets: the largest decides
-                    hits.sort(key=lambda cells: -len(next(iter(cells.values()))))
+                # searched alone, or beside the method's other priors at their weights
+                others = tuple(sorted(t for t in specs if t != text))
+                hits = [(fixed != others, -len(next(iter(cells.values()))), i, cells)
+                        for i, ((c, p, l, o, fixed, _), cells) in enumerate(groups.items())
+                        if (c, p, l, o) == (clf, prior, layer, over) and fixed in ((), others)]
+                # the search with the method's other priors fixed wins, then more images
+                hits = [h[-1] for h in sorted(hits, key=lambda h: h[:3])]
                 if hits:
                     best, mean, bracketed = best_of(hits[0])
                     means = {w: sum(v) / len(v) for w, v in sorted(hits[0].items())}

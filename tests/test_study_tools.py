@@ -236,8 +236,8 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
     prior = "checkpoints/foe_8x8x3_512.keras@image"
     over = {"converge_rtol": 0.001, "converge_window": 100, "prior_start": 0.25}
 
-    def search(name, cells):
-        out = {"settings": {"priors": [prior], "fixed_priors": [], "overrides": over,
+    def search(name, cells, fixed=()):
+        out = {"settings": {"priors": [prior], "fixed_priors": list(fixed), "overrides": over,
                             "classifier": record, "images": ["a.JPEG", "b.JPEG"]},
                "cells": {f"{layer} | w={w:g}": {
                    "layer": layer, "method": f"w={w:g}",
@@ -248,6 +248,9 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
                        ("expanded_conv_5_add", 1e-5, [0.4, 0.4])])
     search("s1_ext.json", [("Conv2d_0_0", 1e-5, [0.55, 0.55]),
                            ("expanded_conv_5_add", 1e-4, [0.5, 0.5])])
+    # searched beside another prior the config's method does not hold: not its search
+    search("s1_fixed.json", [("Conv2d_0_0", 3e-6, [0.9, 0.9])],
+           fixed=["checkpoints/ica_8x8x3_512.keras@image:1e-5"])
     layers = ["Conv2d_0_0", "expanded_conv_3_add", "expanded_conv_5_add"]
     config = {"classifier": "mobilenet_v2_tflite", "layers": layers,
               "overrides": {"converge_rtol": 0.001, "converge_window": 100},
