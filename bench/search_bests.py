@@ -21,6 +21,7 @@ import glob
 import json
 import math
 import os
+import re
 
 from absl import flags
 
@@ -153,6 +154,17 @@ def _fmt(w):
     return "–" if w is None else f"{w:g}"
 
 
+def _short(w):
+    """3e-07 -> 3e-7, as the configs spell weights."""
+    return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{w:g}")
+
+
+def _indent(text):
+    """The JSON file's indentation (its first indented line's), to rewrite it alike."""
+    m = re.search(r"\n( +)\S", text)
+    return len(m.group(1)) if m else 2
+
+
 def table(rows):
     lines = ["| method | layer | prior | searched weights: mean SSIM | best | bracketed | "
              "config | verdict |", "|---|---|---|---|---|---|---|---|"]
@@ -180,7 +192,8 @@ def written(config, rows):
             for text in specs:
                 prior, weight = _spec(text)
                 best = want.get((name, layer, prior))
-                new.append(text if best is None or _same(weight, best) else f"{prior}:{best:g}")
+                new.append(text if best is None or _same(weight, best)
+                           else f"{prior}:{_short(best)}")
             if new != list(specs):
                 priors[layer] = new   # a layer's own entry wins over "*"
     return out
@@ -192,7 +205,8 @@ def main(argv):
     from tfrestore.classifiers import load_classifier
     from tfrestore.io import atomic_write
     with open(FLAGS.config) as f:
-        config = json.load(f)
+        text = f.read()
+    config = json.loads(text)
     paths = sorted(p for g in FLAGS.searches for p in glob.glob(g)
                    if not p.endswith("_ranking.json"))
     if not paths:
@@ -211,7 +225,8 @@ def main(argv):
     if FLAGS.write:
         new = written(config, rows)
         if new != config:
-            atomic_write(FLAGS.config, json.dumps(new, indent=2, ensure_ascii=False) + "\n")
+            atomic_write(FLAGS.config,
+                         json.dumps(new, indent=_indent(text), ensure_ascii=False) + "\n")
             print(f"wrote the searched weights into {FLAGS.config}")
         return 0
     return 1 if any("DIFFERS" in r[-1] for r in rows) else 0

@@ -272,6 +272,6 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
     res = _search_bests(args + ["--write"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     priors = json.loads(path.read_text())["methods"]["+ FoE"]["priors"]
-    assert priors == {"*": [f"{prior}:1e-6"], "expanded_conv_3_add": [f"{prior}:1e-05"],
+    assert priors == {"*": [f"{prior}:1e-6"], "expanded_conv_3_add": [f"{prior}:1e-5"],
                       "expanded_conv_5_add": [f"{prior}:0.0001"]}
     assert _search_bests(args).returncode == 0
