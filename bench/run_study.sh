@@ -148,7 +148,17 @@ for stage in "$@"; do
       for config in mobilenet_v2 alexnet_random; do
         python bench/search_bests.py --config="results/study/${config}_config.json" \
           --searches="$RUNS/search/*.json" --write
-      done ;;
+      done
+      # the real-weights AlexNet config takes the random-weight searches' FoE weights
+      python - <<'PY'
+import json
+s = "results/study/"
+random = json.load(open(s + "alexnet_random_config.json"))
+real = json.load(open(s + "alexnet_imagenet_config.json"))
+real["methods"]["+ image FoE"] = random["methods"]["+ image FoE"]
+open(s + "alexnet_imagenet_config.json", "w").write(json.dumps(real, indent=2) + "\n")
+PY
+      ;;
     mnv2_priors)
       "${MNV2[@]}" "--methods=+ image DAE,+ feature-map DAE" \
         --layers=expanded_conv_5_add,expanded_conv_3_add,expanded_conv_12_add,expanded_conv_8_add
