@@ -76,7 +76,10 @@ def _alexnets():
     """{net: classifier flags} of the two AlexNets: random weights (seed 0, the study's), and
     the real Caffe weights (the thesis's; from the flag, read unparsed as its default too)."""
     real = FLAGS["alexnet_imagenet_weights"].value
-    real = real if real in ("imagenet", "random") else os.path.abspath(real)
+    if real == "random":
+        raise ValueError("--alexnet_imagenet_weights=random: those are the alexnet_random_* "
+                         "jobs; pass imagenet or PATH/bvlc_alexnet.npy.")
+    real = real if real == "imagenet" else os.path.abspath(real)
     return {"alexnet_random": ["--classifier=alexnet", "--weights=random", "--weights_seed=0"],
             "alexnet_imagenet": ["--classifier=alexnet", f"--weights={real}"]}
 

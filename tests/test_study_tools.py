@@ -175,6 +175,8 @@ def test_inverter_study_real_weights_jobs_run_only_when_named(tmp_path):
     res = _run("inverter_study.py", ["--action=train", f"--runs={tmp_path}",
                                      "--only=alexnet_real_*"])
     assert res.returncode == 2 and "error: --only: no job matches ['alexnet_real_*']" in res.stderr
+    res = _run("inverter_study.py", ["--action=list", "--alexnet_imagenet_weights=random"])
+    assert res.returncode == 2 and "those are the alexnet_random_* jobs" in res.stderr
     # A pattern selects exactly its jobs; the default leaves the real-weights ones out.
     code = ("import sys; sys.argv = ['x'] + sys.argv[1:]; import inverter_study as s; "
             "s.FLAGS(sys.argv); print(','.join(j['name'] for j in s._selected()))")
