@@ -3,12 +3,15 @@
 Every committed weight search (`bin/search_weights.py` outputs, default
 results/search/converged/*.json) is grouped by what it searched: classifier (as recorded),
 prior (PATH@AT), inverted layer, preset and overrides, the priors held fixed beside it and the
-development images; the cells of grid extensions (several searches of one group) are pooled.
-A method's prior matches a search of it alone or beside the method's other priors there. For each prior of each method of
-a comparison config at each layer, this prints the searched weights' mean SSIM, the best,
-whether the best is bracketed (a searched weight on each side; w = 0 counts below) and
-whether the config holds it. A layer without a search of its own, between two searched
-layers, takes the geometric mean of their bests (the study's rule; `interpolated`).
+development images; the cells of grid extensions (several searches of one group) are pooled,
+and a search without a no-prior cell borrows one of another search on the same images. A
+method's prior matches a search of it alone or beside the method's other priors there. For
+each prior of each method of a comparison config at each layer, this prints the searched
+weights' mean SSIM, the best, whether the best is bracketed (a searched weight on each side;
+w = 0 counts below) and whether the config holds it. The best is the best non-zero weight
+(the method's cell shows what the prior does at its best); where no prior scored higher, the
+verdict says so. A layer without a search of its own, between two searched layers, takes the
+geometric mean of their bests (the study's rule; `interpolated`).
 
     python bench/search_bests.py --config=results/study/mobilenet_v2_config.json
     # write the searched (and interpolated) weights into the config
@@ -67,14 +70,32 @@ def load_searches(paths):
                    tuple(sorted(s.get("fixed_priors", []))), tuple(s["images"]))
             groups.setdefault(key, {})[weights[0] if weights else 0.0] = \
                 list(cell["per_image"]["ssim"])
+    # The no-prior cell of one search is every search's at the same layer, images and
+    # settings other than the prior_* ones (they only shape the prior): a group without its
+    # own gets it, so a best at the grid's lowest weight can still be bracketed by zero.
+    baselines = {_baseline_key(k): cells[0.0] for k, cells in groups.items()
+                 if 0.0 in cells and not k[4]}
+    for key, cells in groups.items():
+        if 0.0 not in cells and not key[4] and _baseline_key(key) in baselines:
+            cells[0.0] = baselines[_baseline_key(key)]
     return groups
 
 
+def _baseline_key(key):
+    clf, _, layer, settings, _, images = key
+    s = json.loads(settings)
+    s["overrides"] = {k: v for k, v in s["overrides"].items() if not k.startswith("prior_")}
+    return clf, layer, json.dumps(s, sort_keys=True), images
+
+
 def best_of(cells):
-    """(best weight, its mean SSIM, bracketed) of one group's {weight: per-image SSIM}."""
+    """(best non-zero weight, its mean SSIM, bracketed, no prior is better) of one group's
+    {weight: per-image SSIM}. Where no weight beats no prior the best non-zero one is still
+    what the method's cell runs (it shows what the prior does at its best), and the table
+    says that zero was better."""
     means = {w: sum(v) / len(v) for w, v in cells.items()}
-    best = max(means, key=means.get)
-    return best, means[best], min(means) < best < max(means)
+    best = max((w for w in means if w > 0), key=means.get)
+    return best, means[best], min(means) < best < max(means), means.get(0.0, -1) > means[best]
 
 
 def _settings(preset, overrides):
@@ -106,9 +127,9 @@ def agreement(config, classifier_record, groups):
                 # the search with the method's other priors fixed wins, then more images
                 hits = [h[-1] for h in sorted(hits, key=lambda h: h[:3])]
                 if hits:
-                    best, mean, bracketed = best_of(hits[0])
+                    best, mean, bracketed, zero = best_of(hits[0])
                     means = {w: sum(v) / len(v) for w, v in sorted(hits[0].items())}
-                    found[(name, prior, layer)] = (best, mean, bracketed, means)
+                    found[(name, prior, layer)] = (best, mean, bracketed, means, zero)
     rows = []
     for name, method in config["methods"].items():
         for layer in layers:
@@ -116,8 +137,9 @@ def agreement(config, classifier_record, groups):
                 prior, weight = _spec(text)
                 hit = found.get((name, prior, layer))
                 if hit:
-                    best, mean, bracketed, means = hit
-                    verdict = "agrees" if _same(weight, best) else "DIFFERS"
+                    best, mean, bracketed, means, zero = hit
+                    verdict = ("agrees" if _same(weight, best) else "DIFFERS") + (
+                        "; **no prior is better**" if zero else "")
                     rows.append((name, layer, prior, means, best, bracketed, weight, verdict))
                     continue
                 want = _interpolated(found, name, prior, layer, layers)

@@ -226,7 +226,8 @@ def test_search_bests_committed_mobilenet_weights_are_the_searches_bests():
     res = _search_bests(["--config=results/study/mobilenet_v2_config.json"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     rows = [l for l in res.stdout.splitlines() if l.startswith("| +")]
-    assert len(rows) >= 20 and all(r.endswith("| agrees |") for r in rows), rows
+    assert len(rows) >= 20 and all(r.split("|")[-2].strip().startswith("agrees")
+                                   for r in rows), rows
 
 
 def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
@@ -238,8 +239,8 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
     prior = "checkpoints/foe_8x8x3_512.keras@image"
     over = {"converge_rtol": 0.001, "converge_window": 100, "prior_start": 0.25}
 
-    def search(name, cells, fixed=()):
-        out = {"settings": {"priors": [prior], "fixed_priors": list(fixed), "overrides": over,
+    def search(name, cells, fixed=(), searched=prior):
+        out = {"settings": {"priors": [searched], "fixed_priors": list(fixed), "overrides": over,
                             "classifier": record, "images": ["a.JPEG", "b.JPEG"]},
                "cells": {f"{layer} | w={w:g}": {
                    "layer": layer, "method": f"w={w:g}",
@@ -250,6 +251,9 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
                        ("expanded_conv_5_add", 1e-5, [0.4, 0.4])])
     search("s1_ext.json", [("Conv2d_0_0", 1e-5, [0.55, 0.55]),
                            ("expanded_conv_5_add", 1e-4, [0.5, 0.5])])
+    # another prior's search on the same images lends its no-prior cell to _5_add
+    search("s1_ica.json", [("expanded_conv_5_add", 0.0, [0.7, 0.7])],
+           searched="checkpoints/ica_8x8x3_512.keras@image")
     # searched beside another prior the config's method does not hold: not its search
     search("s1_fixed.json", [("Conv2d_0_0", 3e-6, [0.9, 0.9])],
            fixed=["checkpoints/ica_8x8x3_512.keras@image:1e-5"])
@@ -268,8 +272,9 @@ def test_search_bests_pools_interpolates_flags_edges_and_writes(tmp_path):
             for l in res.stdout.splitlines() if l.startswith("| + FoE")}
     assert rows["Conv2d_0_0"][3:] == ["0: 0.5000, 1e-06: 0.6100, 1e-05: 0.5500", "1e-06",
                                       "yes", "1e-06", "agrees"]
-    assert rows["expanded_conv_5_add"][4:] == ["0.0001", "**no (grid edge)**", "1e-06",
-                                               "DIFFERS"]
+    assert rows["expanded_conv_5_add"][3:] == ["0: 0.7000, 1e-05: 0.4000, 0.0001: 0.5000",
+                                               "0.0001", "**no (grid edge)**", "1e-06",
+                                               "DIFFERS; **no prior is better**"]
     assert rows["expanded_conv_3_add"][4:] == ["1e-05", "–", "1e-06", "interpolated, DIFFERS"]
     res = _search_bests(args + ["--write"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
