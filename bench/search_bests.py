@@ -89,34 +89,31 @@ def _baseline_key(key):
 
 
 def best_of(cells):
-    """(best non-zero weight, its mean SSIM, bracketed, no prior is better) of one group's
-    {weight: per-image SSIM}. Where no weight beats no prior the best non-zero one is still
-    what the method's cell runs (it shows what the prior does at its best), and the table
-    says that zero was better."""
-    means = {w: sum(v) / len(v) for w, v in cells.items()}
+    """(best non-zero weight, bracketed, no prior is better, {weight: mean SSIM} sorted) of
+    one group's {weight: per-image SSIM}. Where no weight beats no prior the best non-zero
+    one is still what the method's cell runs (it shows what the prior does at its best), and
+    the table says that zero was better."""
+    means = {w: sum(v) / len(v) for w, v in sorted(cells.items())}
     best = max((w for w in means if w > 0), key=means.get)
-    return best, means[best], min(means) < best < max(means), means.get(0.0, -1) > means[best]
+    return best, min(means) < best < max(means), means.get(0.0, -1) > means[best], means
 
 
 def _settings(preset, overrides):
     return json.dumps({"preset": preset, "overrides": overrides}, sort_keys=True)
 
 
-def _method_settings(config, method):
-    return _settings(method.get("preset", "mv2016"),
-                     dict(config.get("overrides") or {}, **(method.get("overrides") or {})))
-
-
 def agreement(config, classifier_record, groups):
     """Rows (method, layer, prior, searched {w: mean}, best, bracketed, config weight,
     verdict) for every prior weight the config sets at one of its layers."""
+    from tfrestore.inversion.methods import methods_from_config
     clf = json.dumps(classifier_record, sort_keys=True)
     layers = config["layers"]
-    found = {}   # (method, prior, layer) -> (best, mean, bracketed, {w: mean})
-    for name, method in config["methods"].items():
-        over = _method_settings(config, method)
+    methods = methods_from_config(config["methods"], config.get("overrides"))
+    found = {}   # (method, prior, layer) -> best_of(...)
+    for method in methods:
+        name, over = method.name, _settings(method.preset, method.overrides)
         for layer in layers:
-            specs = _specs_at(method, layer)
+            specs = method.prior_specs(layer)
             for text in specs:
                 prior = _spec(text)[0]
                 # searched alone, or beside the method's other priors at their weights
@@ -127,17 +124,16 @@ def agreement(config, classifier_record, groups):
                 # the search with the method's other priors fixed wins, then more images
                 hits = [h[-1] for h in sorted(hits, key=lambda h: h[:3])]
                 if hits:
-                    best, mean, bracketed, zero = best_of(hits[0])
-                    means = {w: sum(v) / len(v) for w, v in sorted(hits[0].items())}
-                    found[(name, prior, layer)] = (best, mean, bracketed, means, zero)
+                    found[(name, prior, layer)] = best_of(hits[0])
     rows = []
-    for name, method in config["methods"].items():
+    for method in methods:
+        name = method.name
         for layer in layers:
-            for text in _specs_at(method, layer):
+            for text in method.prior_specs(layer):
                 prior, weight = _spec(text)
                 hit = found.get((name, prior, layer))
                 if hit:
-                    best, mean, bracketed, means, zero = hit
+                    best, bracketed, zero, means = hit
                     verdict = ("agrees" if _same(weight, best) else "DIFFERS") + (
                         "; **no prior is better**" if zero else "")
                     rows.append((name, layer, prior, means, best, bracketed, weight, verdict))
@@ -150,11 +146,6 @@ def agreement(config, classifier_record, groups):
                                else "interpolated, DIFFERS")
                     rows.append((name, layer, prior, {}, want, None, weight, verdict))
     return rows
-
-
-def _specs_at(method, layer):
-    priors = method.get("priors") or {}
-    return list(priors.get(layer, priors.get("*", [])))
 
 
 def _same(a, b):

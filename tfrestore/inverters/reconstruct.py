@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrestore.classifiers import UnknownLayerError
+from tfrestore.inverters.stack import other_weights
 
 __all__ = ["InverterMismatchError", "NetworkResult", "load_inverter", "check_inverter",
            "reconstruct_with_network", "reconstruct_hybrid"]
@@ -71,7 +72,7 @@ def check_inverter(inverter, classifier, layer):
                 f"but '{classifier.name}' has no layer '{name}'. Pass the classifier the "
                 f"inverter was trained for.") from None
     trained, here = getattr(inverter, "classifier_weights", ""), classifier.describe()["weights"]
-    if trained and trained != here:
+    if other_weights(trained, here):
         # Same architecture, other weights: other features, so the inverter's output would
         # look plausible and be wrong.
         raise InverterMismatchError(

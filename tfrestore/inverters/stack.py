@@ -260,6 +260,11 @@ def build_stack(classifier, layer=None, blocks=None, kind="deconv", hidden=None,
                          name=f"inverter_{classifier.name}".replace(".", "_"))
 
 
+def other_weights(a, b):
+    """Whether two recorded classifier weights differ ("" = not recorded: never differs)."""
+    return bool(a) and bool(b) and a != b
+
+
 def warm_start(stack, init, source="--init"):
     """Copy the weights of the trained stack `init` into `stack` (returns `stack`).
 
@@ -270,7 +275,7 @@ def warm_start(stack, init, source="--init"):
     mine, theirs = stack.describe(), init.describe()
     differ = [k for k in ("classifier", "levels", "shapes", "kinds", "hidden")
               if mine[k] != theirs[k]]
-    if "" not in (mine["weights"], theirs["weights"]) and mine["weights"] != theirs["weights"]:
+    if other_weights(mine["weights"], theirs["weights"]):
         differ.append("weights")
     if differ:
         detail = "; ".join(f"{k} {theirs[k]} there, {mine[k]} here" for k in differ)
