@@ -181,3 +181,46 @@ def test_results_command_drops_shard_and_render_only_in_every_spelling():
         "--shards=3", "--render"]
     # A dropped name the binary does not define is left out without taking the next item.
     assert cli._without_flags(["--gone", "--x=1"], ("gone",), fv) == ["--x=1"]
+
+
+def test_merge_study_adds_separately_run_cells(tmp_path):
+    """bench/merge_study.sh: cells run into their own outputs (a job per method) join a
+    study's JSON and tables as if run there; its temporary shard files are gone after."""
+    import subprocess
+    from binary_runner import REPO, BinaryRunner
+    clf = str(tmp_path / "tiny.keras")
+    tiny_classifier().model.save(clf)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"classifier": clf, "layers": ["c1", "c2"],
+                               "methods": {"mv2016": {}, "tv0": {"overrides":
+                                                                 {"tv_weight": 0.0}}}}))
+    base = [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
+            "--perceptual_network=none"]
+    (tmp_path / "job").mkdir()
+    with BinaryRunner(env={"TFRESTORE_MAX_STEPS": "3"}) as run:
+        for args in ([f"--output={tmp_path}/whole"],
+                     [f"--output={tmp_path}/study", "--methods=mv2016"],
+                     [f"--output={tmp_path}/job/tv0", "--methods=tv0"]):
+            rc, out, err = run("bin/compare.py", base + args)
+            assert rc == 0, err[-2000:]
+
+    def merge(*runs):
+        return subprocess.run(["bash", os.path.join(REPO, "bench", "merge_study.sh"),
+                               str(tmp_path / "study"), *runs, "--", *base],
+                              capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, TFRESTORE_MAX_STEPS="3"))
+    done = merge(str(tmp_path / "job" / "tv0"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "study.json: 2 -> 4 cells" in done.stdout
+    whole = json.load(open(tmp_path / "whole.json"))
+    merged = json.load(open(tmp_path / "study.json"))
+    assert sorted(merged["cells"]) == sorted(whole["cells"])
+    for key, cell in whole["cells"].items():
+        np.testing.assert_allclose(merged["cells"][key]["per_image"]["ssim"],
+                                   cell["per_image"]["ssim"], rtol=1e-5, err_msg=key)
+    md = open(tmp_path / "study.md").read()
+    assert "tv0 @ c2 |" in md and f"--output={tmp_path}/study`" in md
+    assert set(np.load(str(tmp_path / "study_examples.npz")).files) == set(whole["cells"])
+    assert not [f for f in os.listdir(tmp_path) if ".shard-" in f]
+    missing = merge(str(tmp_path / "job" / "none"))
+    assert missing.returncode == 2 and "none.json does not exist" in missing.stderr
