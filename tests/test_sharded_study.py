@@ -70,16 +70,21 @@ def test_shard_parsed():
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
 
 
-def test_binaries_two_shards_equal_unsharded(tmp_path):
-    from binary_runner import BinaryRunner
+def _tiny_study(tmp_path):
+    """(classifier path, bin/compare.py flags) of a 2-layer, 2-method study on 2 images."""
     clf = str(tmp_path / "tiny.keras")
     tiny_classifier().model.save(clf)
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"classifier": clf, "layers": ["c1", "c2"],
                                "methods": {"mv2016": {}, "tv0": {"overrides":
                                                                  {"tv_weight": 0.0}}}}))
-    base = [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
-            "--perceptual_network=none"]
+    return clf, [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
+                 "--perceptual_network=none"]
+
+
+def test_binaries_two_shards_equal_unsharded(tmp_path):
+    from binary_runner import BinaryRunner
+    clf, base = _tiny_study(tmp_path)
     with BinaryRunner(env={"TFRESTORE_MAX_STEPS": "3"}) as run:
         rc, out, err = run("bin/compare.py", base + [f"--output={tmp_path}/whole"])
         assert rc == 0, err[-2000:]
@@ -188,14 +193,7 @@ def test_merge_study_adds_separately_run_cells(tmp_path):
     study's JSON and tables as if run there; its temporary shard files are gone after."""
     import subprocess
     from binary_runner import REPO, BinaryRunner
-    clf = str(tmp_path / "tiny.keras")
-    tiny_classifier().model.save(clf)
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"classifier": clf, "layers": ["c1", "c2"],
-                               "methods": {"mv2016": {}, "tv0": {"overrides":
-                                                                 {"tv_weight": 0.0}}}}))
-    base = [f"--config={cfg}", "--images=chelsea,coffee", "--limit=2", "--steps=3",
-            "--perceptual_network=none"]
+    _, base = _tiny_study(tmp_path)
     (tmp_path / "job").mkdir()
     with BinaryRunner(env={"TFRESTORE_MAX_STEPS": "3"}) as run:
         for args in ([f"--output={tmp_path}/whole"],
