@@ -241,6 +241,27 @@ def _job_state(runs, name, stack_factory):
                    if k in r} for r in history if "val_total" in r]}
 
 
+def _shipped_module(ckpt_out, job, stack_factory):
+    """(stack with `job`'s trained module(s), the module's record) from a shipped inverter
+    whose training record names the job, or None."""
+    import glob
+    from tfrestore.inverters import load_inverter
+    for path in sorted(glob.glob(os.path.join(glob.escape(ckpt_out or ""), "*.json"))):
+        with open(path) as f:
+            entry = next((m for m in json.load(f).get("modules", []) if m.get("job") == job),
+                         None)
+        keras_path = os.path.splitext(path)[0] + ".keras"
+        if entry is None or not os.path.exists(keras_path):
+            continue
+        shipped, stack = load_inverter(keras_path), stack_factory()
+        # module 0: a joint or end-to-end job, which trained the whole stack
+        for i in [entry["module"]] if entry["module"] else range(1, len(shipped.levels)):
+            stack.inverse_modules[i - 1].set_weights(
+                shipped.inverse_modules[i - 1].get_weights())
+        return stack, {k: v for k, v in entry.items() if k != "module"}
+    return None
+
+
 def _already_shipped(ckpt_out, name, rec):
     """True when `name` is shipped from the same training state: a re-save would change the
     file's bytes (and so its SHA-256, which keys the study cells that use it) for nothing."""
@@ -321,16 +342,23 @@ def publish(runs, ckpt_out, results, include_unconverged):
                 classifiers[net] = load_classifier(_flag(clf_args, "classifier"),
                                                    weights=weights, seed=0)
             return classifiers[net]
-        states = [_job_state(runs, job,
-                             lambda b=job_blocks[job]: build_stack(classifier(), blocks=b))
-                  for job, _ in parts]
-        if any(s is None for s in states):
+        factories = [(job, lambda b=job_blocks[job]: build_stack(classifier(), blocks=b))
+                     for job, _ in parts]
+        states = [_job_state(runs, job, factory) for job, factory in factories]
+        if all(s is None for s in states):
             # Runs absent here (trained on another machine, or cleaned up): an inverter
             # shipped from them keeps its row and curves, from its own record.
             rec = _shipped_record(ckpt_out, name)
             if rec is None:
                 continue
         else:
+            # A module whose run is not here (lost with an earlier sitting's runs folder, or
+            # trained elsewhere) comes from a shipped inverter that holds it: the conv2
+            # stack chains the shipped module 1 with module 2 trained here.
+            states = [s or _shipped_module(ckpt_out, job, factory)
+                      for s, (job, factory) in zip(states, factories)]
+            if any(s is None for s in states):
+                continue
             rec = _evaluated_record(name, classifier(), blocks, mode, parts, states, runs,
                                     include_unconverged)
             if rec is None:

@@ -160,6 +160,34 @@ def test_inverter_publish_keeps_shipped_inverters_whose_runs_are_absent(tmp_path
     assert list(saved["inverters"]) == [name]
 
 
+def test_inverter_publish_takes_a_module_without_its_run_from_a_shipped_inverter(tmp_path):
+    """A module whose training run is gone (a sitting's runs folder does not outlive it)
+    comes, weights and record, from the shipped inverter whose record names its job: the
+    next stack chains it with a module trained now. A job no shipped inverter names: None."""
+    import inverter_study
+    from test_learned_inversion import tiny_classifier
+    from tfrestore.inverters import build_stack, save_stack
+    clf = tiny_classifier()
+    factory = lambda seed=0: build_stack(clf, blocks=["p1", "c2"], seed=seed)  # noqa: E731
+    trained = factory(seed=7)
+    record = {"module": 1, "job": "tiny_module1", "step": 900, "converged": True,
+              "seconds": 12.0, "curve": [{"step": 100, "val_total": 0.5}]}
+    save_stack(trained, str(tmp_path / "tiny_p1_stacked.keras"))
+    (tmp_path / "tiny_p1_stacked.json").write_text(json.dumps(
+        {"inverter": "tiny_p1_stacked", "mode": "stacked", "modules": [record]}))
+    stack, got = inverter_study._shipped_module(str(tmp_path), "tiny_module1", factory)
+    assert got == {k: v for k, v in record.items() if k != "module"}
+    for a, b in zip(stack.inverse_modules[0].get_weights(),
+                    trained.inverse_modules[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # module 2 was not in the record: left as the factory made it
+    for a, b in zip(stack.inverse_modules[1].get_weights(),
+                    factory().inverse_modules[1].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert inverter_study._shipped_module(str(tmp_path), "tiny_module2", factory) is None
+    assert inverter_study._shipped_module(str(tmp_path / "none"), "tiny_module1", factory) is None
+
+
 def test_inverter_study_real_weights_jobs_run_only_when_named(tmp_path):
     """The real-weights AlexNet jobs (the thesis's own inverters) need bvlc_alexnet.npy: the
     plan lists them with the file given, but only --only runs them; patterns select."""
