@@ -217,3 +217,16 @@ def test_comparison_curves_keep_a_methods_colour_across_layers(monkeypatch):
             colour.setdefault(line.get_label(), set()).add(line.get_color())
     assert len(colour["b"]) == 1 and len(colour["a"]) == 1
     assert colour["a"] != colour["b"]
+
+
+def test_validation_curves_mark_the_weights_kept_not_the_lowest_value():
+    """The kept weights are the criterion's last "improved" evaluation: a later value lower
+    by less than rtol (0.0837 after 0.0839, AlexNet module 2) is not what was shipped."""
+    from tfrestore.plotting.curves import kept_index
+    hist = [{"step": 5600, "val_total": 0.0843, "criterion": "improved"},
+            {"step": 5700, "val_total": 0.0839, "criterion": "improved"},
+            {"step": 5800, "val_total": 0.0838, "criterion": "wait"},
+            {"step": 6500, "val_total": 0.0837, "criterion": "converged"}]
+    vals = [r["val_total"] for r in hist]
+    assert kept_index(hist, vals) == 1
+    assert kept_index([{"step": 1}, {"step": 2}], [0.5, 0.4]) == 1   # no criterion: lowest

@@ -178,9 +178,17 @@ def save_comparison_curves(path, results, layers, method_names, metrics=("ssim",
     return path
 
 
+def kept_index(hist, vals):
+    """Index of the evaluation whose weights a training keeps: its criterion's last
+    "improved" (a later evaluation may be lower by less than its rtol, and is not kept),
+    else the lowest value."""
+    improved = [i for i, r in enumerate(hist) if r.get("criterion") == "improved"]
+    return improved[-1] if improved else int(np.argmin(vals))
+
+
 def save_validation_curves(path, curves, key="val_total", title=None):
-    """Held-out loss against step, one panel per run, with the best step and the
-    learning-rate drops marked (training to convergence, `tfrestore.inverters`).
+    """Held-out loss against step, one panel per run, with the kept step (`kept_index`) and
+    the learning-rate drops marked (training to convergence, `tfrestore.inverters`).
 
     Args:
       path: output PNG.
@@ -198,8 +206,8 @@ def save_validation_curves(path, curves, key="val_total", title=None):
         steps = np.array([r["step"] for r in hist])
         vals = np.array([r[key] for r in hist], np.float64)
         ax.plot(steps, vals, color="C0", lw=1.2, marker=".", ms=3)
-        best = int(np.argmin(vals))
-        ax.plot(steps[best], vals[best], "o", color="C3", ms=5, label=f"best @ {steps[best]}")
+        best = kept_index(hist, vals)
+        ax.plot(steps[best], vals[best], "o", color="C3", ms=5, label=f"kept @ {steps[best]}")
         for r in hist:
             if r.get("criterion") == "drop":
                 ax.axvline(r["step"], color="0.6", lw=0.8, ls="--")
