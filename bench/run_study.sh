@@ -106,15 +106,28 @@ for stage in "$@"; do
       search mnv2_ica_image_l0 "${MNV2_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 --include_zero=true \
         --layer=Conv2d_0_0 --prior=checkpoints/ica_8x8x3_512.keras@image
       # AlexNet at conv1, conv3 and conv5 (conv2 and conv4 take the geometric mean of their
-      # neighbours' bests: stage `weights`), each layer on the grid where MobileNetV2's bests
-      # at a like depth lay (they grew with depth); the FoE search holds the no-prior cells
-      for g in "conv1 3e-7,1e-6,3e-6 3e-5,1e-4,3e-4" "conv3 1e-6,3e-6,1e-5 3e-4,1e-3,3e-3" \
-               "conv5 3e-6,1e-5,3e-5 1e-3,3e-3,1e-2"; do
-        read -r layer patch dae <<< "$g"
-        search "alexnet_foe_image_$layer" "${ALEX_SEARCH[@]}" --grid="$patch" --layer="$layer/lin" \
-          --prior=checkpoints/foe_8x8x3_512.keras@image
-        search "alexnet_ica_image_$layer" "${ALEX_SEARCH[@]}" --grid="$patch" --include_zero=false \
-          --layer="$layer/lin" --prior=checkpoints/ica_8x8x3_512.keras@image
+      # neighbours' bests: stage `weights`); the FoE searches hold the no-prior cells. Grids
+      # as run: at conv3 the FoE's best sat at the upper edge twice (session 16), so its grid
+      # was extended and ICA's at conv3 and both at conv5 start higher
+      FOE=checkpoints/foe_8x8x3_512.keras@image ICA=checkpoints/ica_8x8x3_512.keras@image
+      search alexnet_foe_image_conv1 "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
+        --layer=conv1/lin --prior=$FOE
+      search alexnet_ica_image_conv1 "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
+        --include_zero=false --layer=conv1/lin --prior=$ICA
+      search alexnet_foe_image_conv3 "${ALEX_SEARCH[@]}" --grid=1e-6,3e-6,1e-5 \
+        --layer=conv3/lin --prior=$FOE
+      search alexnet_foe_image_conv3_ext "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4 \
+        --include_zero=false --layer=conv3/lin --prior=$FOE
+      search alexnet_foe_image_conv3_ext2 "${ALEX_SEARCH[@]}" --grid=3e-4,1e-3 \
+        --include_zero=false --layer=conv3/lin --prior=$FOE
+      search alexnet_ica_image_conv3 "${ALEX_SEARCH[@]}" --grid=1e-5,3e-5,1e-4,3e-4 \
+        --include_zero=false --layer=conv3/lin --prior=$ICA
+      search alexnet_foe_image_conv5 "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 \
+        --layer=conv5/lin --prior=$FOE
+      search alexnet_ica_image_conv5 "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 \
+        --include_zero=false --layer=conv5/lin --prior=$ICA
+      for g in "conv1 3e-5,1e-4,3e-4" "conv3 3e-4,1e-3,3e-3" "conv5 1e-3,3e-3,1e-2"; do
+        read -r layer dae <<< "$g"
         search "alexnet_dae_image_$layer" "${ALEX_SEARCH[@]}" --grid="$dae" --include_zero=false \
           --set=prior_crop=0.5 --layer="$layer/lin" --prior=checkpoints/dae_rgb_imagenet.keras@image
       done ;;
