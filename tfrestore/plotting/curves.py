@@ -206,8 +206,8 @@ def save_validation_curves(path, curves, key="val_total", title=None):
         steps = np.array([r["step"] for r in hist])
         vals = np.array([r[key] for r in hist], np.float64)
         ax.plot(steps, vals, color="C0", lw=1.2, marker=".", ms=3)
-        best = kept_index(hist, vals)
-        ax.plot(steps[best], vals[best], "o", color="C3", ms=5, label=f"kept @ {steps[best]}")
+        kept = kept_index(hist, vals)
+        ax.plot(steps[kept], vals[kept], "o", color="C3", ms=5, label=f"kept @ {steps[kept]}")
         for r in hist:
             if r.get("criterion") == "drop":
                 ax.axvline(r["step"], color="0.6", lw=0.8, ls="--")
