@@ -108,8 +108,8 @@ for stage in "$@"; do
       # AlexNet at conv1, conv3 and conv5 (conv2 and conv4 take the geometric mean of their
       # neighbours' bests: stage `weights`); the FoE searches hold the no-prior cells. Grids
       # as run: at conv3 the FoE's best sat at the upper edge twice (session 16), so its grid
-      # was extended and ICA's at conv3 and both at conv5 start higher; ICA's conv3 best
-      # sat at the upper edge too (session 17), so its grid was extended
+      # was extended and ICA's at conv3 and both at conv5 start higher; ICA's bests at conv3
+      # and conv5 sat at the upper edge too (session 17), so their grids were extended
       FOE=checkpoints/foe_8x8x3_512.keras@image ICA=checkpoints/ica_8x8x3_512.keras@image
       search alexnet_foe_image_conv1 "${ALEX_SEARCH[@]}" --grid=3e-7,1e-6,3e-6 \
         --layer=conv1/lin --prior=$FOE
@@ -130,6 +130,8 @@ for stage in "$@"; do
       search alexnet_foe_image_conv5 "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 \
         --layer=conv5/lin --prior=$FOE
       search alexnet_ica_image_conv5 "${ALEX_SEARCH[@]}" --grid=3e-5,1e-4,3e-4,1e-3 \
+        --include_zero=false --layer=conv5/lin --prior=$ICA
+      search alexnet_ica_image_conv5_ext "${ALEX_SEARCH[@]}" --grid=3e-3 \
         --include_zero=false --layer=conv5/lin --prior=$ICA
       for g in "conv1 3e-5,1e-4,3e-4" "conv3 3e-4,1e-3,3e-3" "conv5 1e-3,3e-3,1e-2"; do
         read -r layer dae <<< "$g"
